@@ -1,0 +1,271 @@
+/// A strict JSON parser (RFC 8259) that keeps key order and line numbers, refuses duplicate keys, and
+/// bounds nesting so hostile input cannot exhaust the stack.
+public struct JSONParser {
+    /// Deepest nesting accepted; real payloads nest fewer than 10 levels.
+    public static let maximumDepth = 128
+
+    private let bytes: [UInt8]
+    private var index = 0
+    private var line = 1
+    private var lineStart = 0
+
+    private init(bytes: [UInt8]) {
+        self.bytes = bytes
+    }
+
+    /// Parses a whole document. Throws ``DocumentError`` naming the line and column of the problem.
+    public static func parse(_ text: String) throws(DocumentError) -> Node {
+        try parse(bytes: Array(text.utf8))
+    }
+
+    public static func parse(bytes: [UInt8]) throws(DocumentError) -> Node {
+        var parser = JSONParser(bytes: bytes)
+        // A UTF-8 byte order mark is tolerated, as most JSON readers do.
+        if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { parser.index = 3 }
+        parser.skipWhitespace()
+        guard parser.index < bytes.count else { throw DocumentError("the document is empty", line: 1, column: 1) }
+        let node = try parser.parseValue(depth: 0)
+        parser.skipWhitespace()
+        guard parser.index == bytes.count else {
+            throw parser.error("unexpected \(parser.describeCurrent()) after the end of the JSON value")
+        }
+        return node
+    }
+
+    /// Parses and drops positions.
+    public static func parseValue(_ text: String) throws(DocumentError) -> JSONValue {
+        try parse(text).jsonValue
+    }
+
+    public static func parseValue(bytes: [UInt8]) throws(DocumentError) -> JSONValue {
+        try parse(bytes: bytes).jsonValue
+    }
+
+    private func error(_ message: String) -> DocumentError {
+        DocumentError(message, line: line, column: index - lineStart + 1)
+    }
+
+    private func describeCurrent() -> String {
+        guard index < bytes.count else { return "end of input" }
+        let c = bytes[index]
+        if c >= 0x20 && c < 0x7F { return "'\(Character(UnicodeScalar(c)))'" }
+        return "byte 0x\(String(c, radix: 16))"
+    }
+
+    private mutating func skipWhitespace() {
+        while index < bytes.count {
+            switch bytes[index] {
+            case 0x20, 0x09, 0x0D: index += 1
+            case 0x0A:
+                index += 1
+                line += 1
+                lineStart = index
+            default: return
+            }
+        }
+    }
+
+    private mutating func parseValue(depth: Int) throws(DocumentError) -> Node {
+        guard depth < JSONParser.maximumDepth else {
+            throw error("the document nests deeper than \(JSONParser.maximumDepth) levels")
+        }
+        guard index < bytes.count else { throw error("unexpected end of input, expected a value") }
+        let startLine = line
+        switch bytes[index] {
+        case UInt8(ascii: "{"):
+            index += 1
+            var entries: [Node.Entry] = []
+            var seen = Set<String>()
+            skipWhitespace()
+            if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
+                index += 1
+                return Node(.object(entries), line: startLine)
+            }
+            while true {
+                skipWhitespace()
+                guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else {
+                    throw error("expected a quoted key, found \(describeCurrent())")
+                }
+                let keyLine = line
+                let key = try parseString()
+                guard seen.insert(key).inserted else { throw error("duplicate key \"\(key)\"") }
+                skipWhitespace()
+                guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else {
+                    throw error("expected ':' after key \"\(key)\", found \(describeCurrent())")
+                }
+                index += 1
+                skipWhitespace()
+                let value = try parseValue(depth: depth + 1)
+                entries.append(Node.Entry(key: key, keyLine: keyLine, value: value))
+                skipWhitespace()
+                guard index < bytes.count else { throw error("unexpected end of input, expected ',' or '}'") }
+                if bytes[index] == UInt8(ascii: ",") {
+                    index += 1
+                    continue
+                }
+                if bytes[index] == UInt8(ascii: "}") {
+                    index += 1
+                    return Node(.object(entries), line: startLine)
+                }
+                throw error("expected ',' or '}', found \(describeCurrent())")
+            }
+        case UInt8(ascii: "["):
+            index += 1
+            var items: [Node] = []
+            skipWhitespace()
+            if index < bytes.count, bytes[index] == UInt8(ascii: "]") {
+                index += 1
+                return Node(.array(items), line: startLine)
+            }
+            while true {
+                skipWhitespace()
+                items.append(try parseValue(depth: depth + 1))
+                skipWhitespace()
+                guard index < bytes.count else { throw error("unexpected end of input, expected ',' or ']'") }
+                if bytes[index] == UInt8(ascii: ",") {
+                    index += 1
+                    continue
+                }
+                if bytes[index] == UInt8(ascii: "]") {
+                    index += 1
+                    return Node(.array(items), line: startLine)
+                }
+                throw error("expected ',' or ']', found \(describeCurrent())")
+            }
+        case UInt8(ascii: "\""):
+            return Node(.string(try parseString()), line: startLine)
+        case UInt8(ascii: "t"):
+            try expectLiteral("true")
+            return Node(.bool(true), line: startLine)
+        case UInt8(ascii: "f"):
+            try expectLiteral("false")
+            return Node(.bool(false), line: startLine)
+        case UInt8(ascii: "n"):
+            try expectLiteral("null")
+            return Node(.null, line: startLine)
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return Node(.number(try parseNumber()), line: startLine)
+        default:
+            throw error("unexpected \(describeCurrent()), expected a value")
+        }
+    }
+
+    private mutating func expectLiteral(_ word: String) throws(DocumentError) {
+        let w = Array(word.utf8)
+        let count = w.count
+        let matches = index + count <= bytes.count && (0..<count).allSatisfy { bytes[index + $0] == w[$0] }
+        guard matches else { throw error("unexpected \(describeCurrent()), expected a value") }
+        index += count
+    }
+
+    private mutating func parseNumber() throws(DocumentError) -> Double {
+        let start = index
+        if bytes[index] == UInt8(ascii: "-") { index += 1 }
+        guard index < bytes.count, isDigit(bytes[index]) else { throw error("invalid number") }
+        if bytes[index] == UInt8(ascii: "0") {
+            index += 1
+        } else {
+            while index < bytes.count, isDigit(bytes[index]) { index += 1 }
+        }
+        if index < bytes.count, bytes[index] == UInt8(ascii: ".") {
+            index += 1
+            guard index < bytes.count, isDigit(bytes[index]) else { throw error("invalid number: digits expected after '.'") }
+            while index < bytes.count, isDigit(bytes[index]) { index += 1 }
+        }
+        if index < bytes.count, bytes[index] == UInt8(ascii: "e") || bytes[index] == UInt8(ascii: "E") {
+            index += 1
+            if index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") { index += 1 }
+            guard index < bytes.count, isDigit(bytes[index]) else { throw error("invalid number: digits expected in exponent") }
+            while index < bytes.count, isDigit(bytes[index]) { index += 1 }
+        }
+        let text = String(decoding: bytes[start..<index], as: UTF8.self)
+        guard let value = Double(text), value.isFinite else { throw error("number \(text) is out of range") }
+        return value
+    }
+
+    private func isDigit(_ c: UInt8) -> Bool { c >= 48 && c <= 57 }
+
+    private mutating func parseString() throws(DocumentError) -> String {
+        index += 1  // opening quote
+        let start = index
+        // Fast path: no escapes.
+        while index < bytes.count {
+            let c = bytes[index]
+            if c == UInt8(ascii: "\"") {
+                guard let s = String(validating: bytes[start..<index], as: UTF8.self) else {
+                    throw error("the string is not valid UTF-8")
+                }
+                index += 1
+                return s
+            }
+            if c == UInt8(ascii: "\\") { break }
+            if c < 0x20 { throw error("control character in string (escape it as \\u00\(String(c, radix: 16)))") }
+            index += 1
+        }
+        var buffer = Array(bytes[start..<index])
+        while index < bytes.count {
+            let c = bytes[index]
+            switch c {
+            case UInt8(ascii: "\""):
+                index += 1
+                guard let s = String(validating: buffer, as: UTF8.self) else { throw error("the string is not valid UTF-8") }
+                return s
+            case UInt8(ascii: "\\"):
+                index += 1
+                guard index < bytes.count else { throw error("unterminated escape") }
+                let e = bytes[index]
+                index += 1
+                switch e {
+                case UInt8(ascii: "\""): buffer.append(0x22)
+                case UInt8(ascii: "\\"): buffer.append(0x5C)
+                case UInt8(ascii: "/"): buffer.append(0x2F)
+                case UInt8(ascii: "b"): buffer.append(0x08)
+                case UInt8(ascii: "f"): buffer.append(0x0C)
+                case UInt8(ascii: "n"): buffer.append(0x0A)
+                case UInt8(ascii: "r"): buffer.append(0x0D)
+                case UInt8(ascii: "t"): buffer.append(0x09)
+                case UInt8(ascii: "u"):
+                    var scalar = try parseHex4()
+                    if (0xD800..<0xDC00).contains(scalar) {
+                        guard index + 1 < bytes.count, bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u") else {
+                            throw error("unpaired surrogate in \\u escape")
+                        }
+                        index += 2
+                        let low = try parseHex4()
+                        guard (0xDC00..<0xE000).contains(low) else { throw error("invalid low surrogate in \\u escape") }
+                        scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+                    } else if (0xDC00..<0xE000).contains(scalar) {
+                        throw error("unpaired surrogate in \\u escape")
+                    }
+                    guard let u = UnicodeScalar(scalar) else { throw error("invalid \\u escape") }
+                    buffer.append(contentsOf: Array(String(Character(u)).utf8))
+                default:
+                    throw error("invalid escape '\\\(Character(UnicodeScalar(e)))'")
+                }
+            default:
+                if c < 0x20 { throw error("control character in string") }
+                buffer.append(c)
+                index += 1
+            }
+        }
+        throw error("unterminated string")
+    }
+
+    private mutating func parseHex4() throws(DocumentError) -> UInt32 {
+        guard index + 4 <= bytes.count else { throw error("truncated \\u escape") }
+        var v: UInt32 = 0
+        for _ in 0..<4 {
+            let c = bytes[index]
+            let d: UInt32
+            switch c {
+            case 48...57: d = UInt32(c - 48)
+            case 65...70: d = UInt32(c - 55)
+            case 97...102: d = UInt32(c - 87)
+            default: throw error("invalid hex digit in \\u escape")
+            }
+            v = v * 16 + d
+            index += 1
+        }
+        return v
+    }
+}

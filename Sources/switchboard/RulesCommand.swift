@@ -1,0 +1,128 @@
+import ArgumentParser
+import Foundation
+import SwitchboardCore
+
+struct RulesCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rules",
+        abstract: "Validate, test and describe rulesets.",
+        subcommands: [Validate.self, Test.self, Schema.self]
+    )
+
+    struct Validate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check a rules file (YAML or JSON) and report every problem with its location.",
+            discussion: "Exits 0 when the file is valid, 1 when it has problems, 2 when it cannot be read."
+        )
+
+        @Argument(help: "The rules file (.yaml, .yml or .json).")
+        var file: String
+
+        @Flag(help: "Print the result as JSON.")
+        var json = false
+
+        func run() async throws {
+            let text = try readTextFile(file, limit: RulesLoader.maximumSize, what: "rules file")
+            do {
+                let document = try RulesLoader().load(text, path: file)
+                let rules = document.rulesets.reduce(0) { $0 + $1.rules.count }
+                if json {
+                    let result: JSONValue = .object([
+                        "valid": .bool(true), "rulesets": .number(Double(document.rulesets.count)), "rules": .number(Double(rules)),
+                        "calendars": .number(Double(document.calendars.count)), "problems": .array([]),
+                    ])
+                    print(result.serialized(pretty: true))
+                } else {
+                    print("\(file) is valid: \(document.rulesets.count) ruleset\(document.rulesets.count == 1 ? "" : "s"), \(rules) rule\(rules == 1 ? "" : "s"), \(document.calendars.count) calendar\(document.calendars.count == 1 ? "" : "s").")
+                }
+            } catch {
+                if json {
+                    print(JSONValue.object(["valid": .bool(false), "problems": .array(error.diagnostics.map(\.jsonValue))]).serialized(pretty: true))
+                    throw ExitCode(ExitStatus.invalidInput)
+                }
+                throw CLIError.invalid("\(file): \(error.description)")
+            }
+        }
+    }
+
+    struct Test: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Dry-run rules against a sample event and explain each rule's verdict.",
+            discussion: """
+                The event file is a Salesforce trigger payload {"object": "Case", "isInsert": true, "old": {...} | null, \
+                "new": {...}} (old and new map record Ids to records, as JSON.serialize(Trigger.oldMap/newMap) gives them) \
+                or a raw PagerDuty webhook v3 body. The links file is a JSON array of {"incident": ID, "object": NAME, \
+                "record": ID}. Nothing is sent anywhere.
+                """
+        )
+
+        @Option(help: "The rules file (.yaml, .yml or .json).")
+        var rules: String
+
+        @Option(help: "The event file (JSON).")
+        var event: String
+
+        @Option(help: "A JSON array of links between incidents and records.")
+        var links: String?
+
+        @Option(help: "Evaluate as if the event happened at this ISO 8601 time (default: the event's own time, else now).")
+        var now: String?
+
+        @Option(name: .customLong("previous-incident"), help: "The incident as it was before a PagerDuty event (JSON), for `changes` conditions.")
+        var previousIncident: String?
+
+        @Flag(help: "Print {\"actions\": [...], \"rules\": [...]} as JSON.")
+        var json = false
+
+        func validate() throws {
+            if let now, Instant(iso8601: now) == nil {
+                throw ValidationError("--now \"\(now)\" is not an ISO 8601 date-time with an offset, e.g. 2026-11-21T03:00:00Z")
+            }
+        }
+
+        func run() async throws {
+            let rulesText = try readTextFile(rules, limit: RulesLoader.maximumSize, what: "rules file")
+            let document: RulesDocument
+            do {
+                document = try RulesLoader().load(rulesText, path: rules)
+            } catch {
+                throw CLIError.invalid("\(rules): \(error.description)")
+            }
+            var previous: IncidentSnapshot?
+            if let previousIncident {
+                let text = try readTextFile(previousIncident, limit: DryRun.maximumEventSize, what: "previous incident file")
+                do { previous = try DryRun.incident(fromJSON: text) } catch { throw CLIError.invalid("\(previousIncident): \(error)") }
+            }
+            let eventText = try readTextFile(event, limit: DryRun.maximumEventSize, what: "event file")
+            var events: [RuleEvent]
+            do { events = try DryRun.events(fromJSON: eventText, previousIncident: previous) } catch { throw CLIError.invalid("\(event): \(error)") }
+            var linkList: [Link] = []
+            if let links {
+                let text = try readTextFile(links, limit: DryRun.maximumEventSize, what: "links file")
+                do { linkList = try DryRun.links(fromJSON: text) } catch { throw CLIError.invalid("\(links): \(error)") }
+            }
+            let evaluationTime: Instant
+            if let now, let t = Instant(iso8601: now) {
+                evaluationTime = t
+                // An explicit time is the event's time too.
+                events = events.map { e in
+                    guard case .pagerDuty(var p) = e else { return e }
+                    p.occurredAt = t
+                    return .pagerDuty(p)
+                }
+            } else {
+                evaluationTime = Instant(Date())
+            }
+            let run = DryRun(engine: RuleEngine(document: document), events: events, links: linkList, now: evaluationTime)
+            print(json ? run.jsonValue.serialized(pretty: true) : run.text, terminator: json ? "\n" : "")
+        }
+    }
+
+    struct Schema: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print the JSON Schema of the rules file.")
+
+        func run() async throws {
+            print(RulesSchema.json)
+        }
+    }
+}

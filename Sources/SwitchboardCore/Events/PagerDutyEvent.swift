@@ -153,7 +153,7 @@ public struct PagerDutyEvent: Sendable, Hashable {
         if data["type"]?.stringValue == "incident", let snapshot = IncidentSnapshot(json: data) {
             self.incident = snapshot
             self.previous = previousOfSame?.id == snapshot.id ? previousOfSame : nil
-        } else if let ref = PagerDutyReference(data["incident"]) {
+        } else if let ref = PagerDutyReference(data["incident"] ?? data["incident_role_assignments"]?.arrayValue?.first?["incident"]) {
             // Notes, responders, bridges…: the incident itself did not change; carry the last snapshot.
             if var known = previousOfSame, known.id == ref.id {
                 if known.title == nil { known.title = ref.summary }

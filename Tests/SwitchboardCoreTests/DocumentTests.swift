@@ -1,0 +1,78 @@
+import Foundation
+import Testing
+
+@testable import SwitchboardCore
+
+@Suite("Reading JSON and YAML")
+struct DocumentTests {
+    @Test("JSON keeps key order, escapes and line numbers")
+    func json() throws {
+        let node = try JSONParser.parse("{\n  \"b\": 1,\n  \"a\": \"\\u00e9\\ud83d\\ude00\\n\",\n  \"c\": [true, null, -1.5e3]\n}")
+        guard case .object(let entries) = node.kind else { Issue.record("not an object"); return }
+        #expect(entries.map(\.key) == ["b", "a", "c"])
+        #expect(entries[1].value.jsonValue == .string("é😀\n"))
+        #expect(entries[2].keyLine == 4)
+        #expect(node.jsonValue["c"] == .array([.bool(true), .null, .number(-1500)]))
+        let round = try JSONParser.parseValue(node.jsonValue.serialized(pretty: true))
+        #expect(round == node.jsonValue)
+    }
+
+    @Test("Malformed JSON is refused with the line and column", arguments: [
+        ("{\"a\": 1,}", "expected a quoted key"), ("{\"a\" 1}", "expected ':'"), ("[1, 2", "unexpected end of input"),
+        ("{\"a\": 1, \"a\": 2}", "duplicate key"), ("\"\\x\"", "invalid escape"), ("01", "unexpected"), ("", "empty"),
+        ("{\"a\": tru}", "expected a value"), ("\"\\ud800\"", "surrogate"), ("[1] [2]", "after the end"), ("nul", "expected a value"),
+    ])
+    func malformed(text: String, fragment: String) {
+        #expect {
+            _ = try JSONParser.parse(text)
+        } throws: { error in
+            "\(error)".contains(fragment)
+        }
+    }
+
+    @Test("Deeply nested JSON is refused instead of exhausting the stack")
+    func deepJSON() {
+        let text = String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)
+        #expect(throws: DocumentError.self) { _ = try JSONParser.parse(text) }
+    }
+
+    @Test("Invalid UTF-8 inside a JSON string is refused")
+    func invalidUTF8() {
+        #expect(throws: DocumentError.self) { _ = try JSONParser.parse(bytes: [0x22, 0xC3, 0x28, 0x22]) }
+    }
+
+    @Test("YAML scalars follow YAML 1.2: no Norway problem, identifiers keep leading zeros")
+    func yamlScalars() throws {
+        let node = try YAMLReader.parse("a: no\nb: 00001026\nc: 12.5\nd: true\ne: \"true\"\nf: ~\ng: 09:00-17:00\nh: '7'\n")
+        #expect(node["a"]?.kind == .string("no"))
+        #expect(node["b"]?.kind == .string("00001026"))
+        #expect(node["c"]?.kind == .number(12.5))
+        #expect(node["d"]?.kind == .bool(true))
+        #expect(node["e"]?.kind == .string("true"))
+        #expect(node["f"]?.kind == .null)
+        #expect(node["g"]?.kind == .string("09:00-17:00"))
+        #expect(node["h"]?.kind == .string("7"))
+        #expect(node["d"]?.line == 4)
+    }
+
+    @Test("Hostile YAML is refused quickly", arguments: [
+        String(repeating: "[", count: 50_000),
+        String(repeating: "- ", count: 5_000) + "x",
+        (0..<600).map { String(repeating: " ", count: $0) + "k\($0):" }.joined(separator: "\n"),
+        "a: &a [x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e]\ng: [*f, *f, *f, *f, *f, *f, *f, *f]\n",
+        "a: b\n\tc: d", "a: [1, 2", "a: 1\na: 2", "--- a\n--- b",
+    ])
+    func hostileYAML(text: String) {
+        #expect(throws: DocumentError.self) { _ = try YAMLReader.parse(text) }
+    }
+
+    @Test("A YAML syntax error names its line")
+    func yamlLine() {
+        do {
+            _ = try YAMLReader.parse("version: 1\nrulesets:\n  - name: x\n   bad: indentation\n")
+            Issue.record("parsed")
+        } catch {
+            #expect(error.line == 4)
+        }
+    }
+}

@@ -28,8 +28,9 @@ struct Operand: Sendable {
     }
 }
 
-/// A condition ready to evaluate: operands parsed, regex compiled, calendar resolved.
-struct CompiledCondition: Sendable {
+/// A condition ready to evaluate: operands parsed, regex compiled, calendar resolved. A class, so the hot
+/// loop and the verdicts share it instead of copying it.
+final class CompiledCondition: Sendable {
     let index: Int
     let condition: Condition
     /// Slot of the field in the evaluation's value cache; `nil` for the event time.
@@ -71,18 +72,15 @@ struct CompiledCondition: Sendable {
 
     // MARK: Comparisons
 
-    /// Text comparison that ignores case unless the condition says otherwise.
-    private func fold(_ s: String) -> String { caseSensitive ? s : s.lowercased() }
-    private func operandText(_ o: Operand) -> String { caseSensitive ? o.text : o.folded }
-
-    func equals(_ actual: FieldValue, _ o: Operand) -> Bool {
-        switch actual {
+    func equals(_ r: ResolvedValue, _ o: Operand) -> Bool {
+        switch r.value {
         case .null: return false
-        case .text(let s): return caseSensitive ? s == o.text : (s == o.text || s.lowercased() == o.folded)
+        case .text(let s): return caseSensitive ? s == o.text : r.folded == o.folded
         case .picklist(let values):
-            if values.count == 1 { return caseSensitive ? values[0] == o.text : values[0].lowercased() == o.folded }
-            let wanted = Set(o.text.split(separator: ";").map { fold(String($0)) })
-            return Set(values.map(fold)) == wanted
+            if values.count == 1 { return caseSensitive ? values[0] == o.text : r.folded == o.folded }
+            let exact = caseSensitive
+            let fold: (String) -> String = { exact ? $0 : $0.lowercased() }
+            return Set(values.map(fold)) == Set(o.text.split(separator: ";").map { fold(String($0)) })
         case .number(let n): return o.number == n
         case .boolean(let b): return o.boolean == b
         case .date(let d): return o.date == d
@@ -92,17 +90,8 @@ struct CompiledCondition: Sendable {
             return false
         case .reference(let id, let label):
             if id == o.text || SalesforceId.same(id, o.text) { return true }
-            if let label { return caseSensitive ? label == o.text : label.lowercased() == o.folded }
-            return !caseSensitive && id.lowercased() == o.folded
-        }
-    }
-
-    /// Texts a string operator looks at: a reference is matched on its id and its name.
-    private func texts(_ actual: FieldValue) -> [String] {
-        switch actual {
-        case .null: []
-        case .reference(let id, let label?): [id, label]
-        default: [actual.text]
+            if let label { return caseSensitive ? label == o.text : r.foldedLabel == o.folded }
+            return !caseSensitive && r.folded == o.folded
         }
     }
 
@@ -122,42 +111,45 @@ struct CompiledCondition: Sendable {
         }
     }
 
+    /// A substring test on the value's text, and on a reference's name too.
+    private func textTest(_ r: ResolvedValue, _ test: (String, String) -> Bool) -> Bool {
+        guard let o = operands.first, r.value != .null else { return false }
+        if caseSensitive {
+            if case .reference(let id, let label) = r.value { return test(id, o.text) || label.map { test($0, o.text) } == true }
+            return test(r.value.text, o.text)
+        }
+        return test(r.folded, o.folded) || r.foldedLabel.map { test($0, o.folded) } == true
+    }
+
     /// Evaluates every operator but `changes` and the business-hours ones.
-    func test(_ actual: FieldValue) -> Bool {
+    func test(_ r: ResolvedValue) -> Bool {
         switch condition.operator {
-        case .equals: return operands.first.map { equals(actual, $0) } ?? false
-        case .notEquals: return !(operands.first.map { equals(actual, $0) } ?? false)
-        case .in: return operands.contains { equals(actual, $0) }
-        case .notIn: return !operands.contains { equals(actual, $0) }
-        case .contains, .notContains, .startsWith, .endsWith:
-            guard let o = operands.first else { return false }
-            let needle = operandText(o)
-            let hit = texts(actual).contains { s in
-                let hay = fold(s)
-                switch condition.operator {
-                case .contains, .notContains: return hay.contains(needle)
-                case .startsWith: return hay.hasPrefix(needle)
-                default: return hay.hasSuffix(needle)
-                }
-            }
-            return condition.operator == .notContains ? !hit : hit
+        case .equals: return operands.first.map { equals(r, $0) } ?? false
+        case .notEquals: return !(operands.first.map { equals(r, $0) } ?? false)
+        case .in: return operands.contains { equals(r, $0) }
+        case .notIn: return !operands.contains { equals(r, $0) }
+        case .contains: return textTest(r, UTF8Text.contains)
+        case .notContains: return !textTest(r, UTF8Text.contains)
+        case .startsWith: return textTest(r, UTF8Text.hasPrefix)
+        case .endsWith: return textTest(r, UTF8Text.hasSuffix)
         case .matches:
-            guard let pattern else { return false }
-            return texts(actual).contains { pattern.matches($0) }
-        case .greaterThan: return operands.first.flatMap { compare(actual, $0) }.map { $0 > 0 } ?? false
-        case .greaterOrEqual: return operands.first.flatMap { compare(actual, $0) }.map { $0 >= 0 } ?? false
-        case .lessThan: return operands.first.flatMap { compare(actual, $0) }.map { $0 < 0 } ?? false
-        case .lessOrEqual: return operands.first.flatMap { compare(actual, $0) }.map { $0 <= 0 } ?? false
-        case .isBlank: return actual.isBlank
-        case .isNotBlank: return !actual.isBlank
+            guard let pattern, r.value != .null else { return false }
+            if case .reference(let id, let label) = r.value { return pattern.matches(id) || label.map(pattern.matches) == true }
+            return pattern.matches(r.value.text)
+        case .greaterThan: return operands.first.flatMap { compare(r.value, $0) }.map { $0 > 0 } ?? false
+        case .greaterOrEqual: return operands.first.flatMap { compare(r.value, $0) }.map { $0 >= 0 } ?? false
+        case .lessThan: return operands.first.flatMap { compare(r.value, $0) }.map { $0 < 0 } ?? false
+        case .lessOrEqual: return operands.first.flatMap { compare(r.value, $0) }.map { $0 <= 0 } ?? false
+        case .isBlank: return r.value.isBlank
+        case .isNotBlank: return !r.value.isBlank
         case .changes, .withinBusinessHours, .outsideBusinessHours: return false
         }
     }
 
     /// `changes`: the value differs, and matches `from` before and `to` after when given.
-    func changed(from old: FieldValue, to new: FieldValue) -> Bool {
-        guard !same(old, new) else { return false }
-        if let from, !(old == .null ? from.text.isEmpty : equals(old, from)) { return false }
+    func changed(from old: ResolvedValue, to new: ResolvedValue) -> Bool {
+        guard !same(old.value, new.value) else { return false }
+        if let from, !(old.value == .null ? from.text.isEmpty : equals(old, from)) { return false }
         if let to, !equals(new, to) { return false }
         return true
     }
@@ -166,5 +158,66 @@ struct CompiledCondition: Sendable {
         if a.isBlank && b.isBlank { return true }
         if case .reference(let x, _) = a, case .reference(let y, _) = b { return SalesforceId.same(x, y) }
         return a == b
+    }
+}
+
+/// A field's value for one evaluation, with its case-folded text computed once for all conditions. A class,
+/// so conditions and verdicts share one copy.
+final class ResolvedValue: Sendable {
+    let value: FieldValue
+    let folded: String
+    let foldedLabel: String?
+
+    static let null = ResolvedValue(.null)
+
+    init(_ value: FieldValue) {
+        self.value = value
+        switch value {
+        case .text(let s): folded = s.lowercased()
+        case .picklist(let v): folded = v.count == 1 ? v[0].lowercased() : v.joined(separator: ";").lowercased()
+        case .reference(let id, _): folded = id.lowercased()
+        default: folded = ""
+        }
+        if case .reference(_, let label?) = value { foldedLabel = label.lowercased() } else { foldedLabel = nil }
+    }
+}
+
+/// Byte-level text tests on UTF-8, for the hot path: no bridging, no allocation.
+enum UTF8Text {
+    static func contains(_ haystack: String, _ needle: String) -> Bool {
+        var h = haystack, n = needle
+        return h.withUTF8 { hb in
+            n.withUTF8 { nb in
+                if nb.isEmpty { return true }
+                guard nb.count <= hb.count else { return false }
+                let first = nb[0]
+                var i = 0
+                let last = hb.count - nb.count
+                while i <= last {
+                    if hb[i] == first {
+                        var j = 1
+                        while j < nb.count && hb[i + j] == nb[j] { j += 1 }
+                        if j == nb.count { return true }
+                    }
+                    i += 1
+                }
+                return false
+            }
+        }
+    }
+
+    static func hasPrefix(_ s: String, _ prefix: String) -> Bool {
+        var a = s, b = prefix
+        return a.withUTF8 { ab in b.withUTF8 { bb in bb.count <= ab.count && (0..<bb.count).allSatisfy { ab[$0] == bb[$0] } } }
+    }
+
+    static func hasSuffix(_ s: String, _ suffix: String) -> Bool {
+        var a = s, b = suffix
+        return a.withUTF8 { ab in
+            b.withUTF8 { bb in
+                let offset = ab.count - bb.count
+                return offset >= 0 && (0..<bb.count).allSatisfy { ab[offset + $0] == bb[$0] }
+            }
+        }
     }
 }

@@ -115,18 +115,40 @@ public enum ConditionOutcome: String, Sendable, Hashable {
 
 /// How one condition fared, with what it saw.
 public struct ConditionVerdict: Sendable, Hashable {
-    public var index: Int
-    public var condition: Condition
+    private let compiled: CompiledCondition
+    public var index: Int { compiled.index }
+    public var condition: Condition { compiled.condition }
     public var outcome: ConditionOutcome
     /// The value the condition read (the new value for `changes`; the event time for field-less
     /// business-hours conditions).
-    public var actual: FieldValue
+    public var actual: FieldValue { resolved?.value ?? .null }
     /// The value before, for `changes`.
-    public var previous: FieldValue?
+    public var previous: FieldValue? { resolvedPrevious?.value }
+    private let resolved: ResolvedValue?
+    private let resolvedPrevious: ResolvedValue?
     /// Extra context: "no earlier snapshot of the incident", "calendar is closed on holidays", …
     public var note: String?
 
     public var passed: Bool { outcome == .passed }
+
+    init(compiled: CompiledCondition, outcome: ConditionOutcome, actual: ResolvedValue?, previous: ResolvedValue? = nil, note: String? = nil) {
+        self.compiled = compiled
+        self.outcome = outcome
+        self.resolved = actual
+        self.resolvedPrevious = previous
+        self.note = note
+    }
+
+    public static func == (lhs: ConditionVerdict, rhs: ConditionVerdict) -> Bool {
+        lhs.index == rhs.index && lhs.condition == rhs.condition && lhs.outcome == rhs.outcome && lhs.actual == rhs.actual
+            && lhs.previous == rhs.previous && lhs.note == rhs.note
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(index)
+        hasher.combine(outcome)
+        hasher.combine(actual)
+    }
 
     /// A sentence saying what was compared and how it came out.
     public var explanation: String {
@@ -177,11 +199,12 @@ public struct ConditionVerdict: Sendable, Hashable {
 
 /// How one rule fared on an event.
 public struct RuleVerdict: Sendable, Hashable {
-    public var ruleset: String
-    public var rule: String
-    public var object: String
-    public var runOn: RunOn
-    public var applyTo: ApplyTo
+    private let compiled: RuleEngine.CompiledRule
+    public var ruleset: String { compiled.ruleset }
+    public var rule: String { compiled.rule.name }
+    public var object: String { compiled.rule.object }
+    public var runOn: RunOn { compiled.rule.runOn }
+    public var applyTo: ApplyTo { compiled.rule.applyTo }
     /// False when the rule does not apply to this event at all (other object or direction, disabled,
     /// an update for a `new` rule); `reason` says why.
     public var considered: Bool
@@ -193,6 +216,16 @@ public struct RuleVerdict: Sendable, Hashable {
     public var warnings: [String]
     /// The Salesforce record or PagerDuty incident evaluated.
     public var subject: String
+
+    init(compiled: RuleEngine.CompiledRule, subject: String) {
+        self.compiled = compiled
+        self.subject = subject
+        self.considered = false
+        self.matched = false
+        self.conditions = []
+        self.skippedActions = []
+        self.warnings = []
+    }
 
     public static func == (lhs: RuleVerdict, rhs: RuleVerdict) -> Bool {
         lhs.ruleset == rhs.ruleset && lhs.rule == rhs.rule && lhs.subject == rhs.subject && lhs.considered == rhs.considered

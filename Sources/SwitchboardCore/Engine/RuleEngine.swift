@@ -9,12 +9,20 @@ public struct RuleEngine: Sendable {
     private let slotCount: Int
     private let schemas: SchemaCatalog
 
-    struct CompiledRule: Sendable {
+    final class CompiledRule: Sendable {
         let ruleset: String
         let rule: Rule
         let disabledReason: String?
         let objectKey: String
         let conditions: [CompiledCondition]
+
+        init(ruleset: String, rule: Rule, disabledReason: String?, objectKey: String, conditions: [CompiledCondition]) {
+            self.ruleset = ruleset
+            self.rule = rule
+            self.disabledReason = disabledReason
+            self.objectKey = objectKey
+            self.conditions = conditions
+        }
     }
 
     public init(document: RulesDocument, schemas: SchemaCatalog = .standard, settings: EngineSettings = EngineSettings()) {
@@ -68,7 +76,9 @@ public struct RuleEngine: Sendable {
         let event: RuleEvent
         let links: [Link]
         let now: Instant
-        var cache: [FieldValue?]
+        var cache: [ResolvedValue?]
+        var oldCache: [ResolvedValue?]
+        let subject: String
         var actions: [PlannedAction] = []
         var verdicts: [RuleVerdict] = []
         /// Incidents this evaluation creates, by record (key: lowercased object + record id), with the creating ruleset.
@@ -82,12 +92,10 @@ public struct RuleEngine: Sendable {
             self.links = links
             self.now = now
             self.cache = Array(repeating: nil, count: slotCount)
-        }
-
-        var subject: String {
+            self.oldCache = Array(repeating: nil, count: slotCount)
             switch event {
-            case .salesforce(let c): "\(c.object) \(c.recordId)"
-            case .pagerDuty(let e): "incident \(e.incidentId ?? "?") (\(e.eventName))"
+            case .salesforce(let c): subject = "\(c.object) \(c.recordId)"
+            case .pagerDuty(let e): subject = "incident \(e.incidentId ?? "?") (\(e.eventName))"
             }
         }
 
@@ -98,9 +106,7 @@ public struct RuleEngine: Sendable {
 
         mutating func run(_ compiled: CompiledRule) {
             let rule = compiled.rule
-            var verdict = RuleVerdict(
-                ruleset: compiled.ruleset, rule: rule.name, object: rule.object, runOn: rule.runOn, applyTo: rule.applyTo, considered: false,
-                matched: false, reason: nil, conditions: [], skippedActions: [], warnings: [], subject: subject)
+            var verdict = RuleVerdict(compiled: compiled, subject: subject)
             if let reason = compiled.disabledReason {
                 verdict.reason = reason
                 verdicts.append(verdict)
@@ -156,18 +162,18 @@ public struct RuleEngine: Sendable {
             var decided: Bool?
             for c in conditions {
                 if decided != nil {
-                    out.append(ConditionVerdict(index: c.index, condition: c.condition, outcome: .skipped, actual: .null))
+                    out.append(ConditionVerdict(compiled: c, outcome: .skipped, actual: nil))
                     continue
                 }
-                let v = evaluate(c)
-                out.append(v)
-                if needAll && !v.passed { decided = false }
-                if !needAll && v.passed { decided = true }
+                out.append(evaluate(c))
+                let passed = out[out.count - 1].outcome == .passed
+                if needAll && !passed { decided = false }
+                if !needAll && passed { decided = true }
             }
             return decided ?? needAll
         }
 
-        private mutating func current(_ c: CompiledCondition) -> FieldValue {
+        private mutating func current(_ c: CompiledCondition) -> ResolvedValue {
             guard let slot = c.slot, let field = c.condition.field else { return .null }
             if let v = cache[slot] { return v }
             let v: FieldValue
@@ -175,15 +181,17 @@ public struct RuleEngine: Sendable {
             case .salesforce(let change): v = change.new[field]
             case .pagerDuty(let e): v = c.pagerDutyField?.value(of: e, snapshot: e.incident) ?? .null
             }
-            cache[slot] = v
-            return v
+            let resolved = ResolvedValue(v)
+            cache[slot] = resolved
+            return resolved
         }
 
         private mutating func evaluate(_ c: CompiledCondition) -> ConditionVerdict {
             let op = c.condition.operator
             if op.isBusinessHours {
                 var note: String?
-                let when: FieldValue = c.slot == nil ? .dateTime(eventTime) : current(c)
+                let whenResolved = c.slot == nil ? ResolvedValue(.dateTime(eventTime)) : current(c)
+                let when = whenResolved.value
                 var open: Bool?
                 if let calendar = c.calendar {
                     switch when {
@@ -199,7 +207,7 @@ public struct RuleEngine: Sendable {
                     note = "unknown calendar"
                 }
                 let passed = open.map { op == .withinBusinessHours ? $0 : !$0 } ?? false
-                return ConditionVerdict(index: c.index, condition: c.condition, outcome: passed ? .passed : .failed, actual: when, note: note)
+                return ConditionVerdict(compiled: c, outcome: passed ? .passed : .failed, actual: whenResolved, note: note)
             }
             let value = current(c)
             if op == .changes {
@@ -213,9 +221,10 @@ public struct RuleEngine: Sendable {
                 } else {
                     passed = false
                 }
-                return ConditionVerdict(index: c.index, condition: c.condition, outcome: passed ? .passed : .failed, actual: value, previous: old, note: note)
+                return ConditionVerdict(
+                    compiled: c, outcome: passed ? .passed : .failed, actual: value, previous: old, note: note)
             }
-            return ConditionVerdict(index: c.index, condition: c.condition, outcome: c.test(value) ? .passed : .failed, actual: value)
+            return ConditionVerdict(compiled: c, outcome: c.test(value) ? .passed : .failed, actual: value)
         }
 
         private func whenInstant(_ v: FieldValue) -> Instant? {
@@ -230,17 +239,20 @@ public struct RuleEngine: Sendable {
         }
 
         /// The value before the change, or `nil` when it is unknown.
-        private func previous(_ c: CompiledCondition) -> (FieldValue?, String?) {
-            guard let field = c.condition.field else { return (nil, nil) }
+        private mutating func previous(_ c: CompiledCondition) -> (ResolvedValue?, String?) {
+            guard let field = c.condition.field, let slot = c.slot else { return (nil, nil) }
             switch event {
             case .salesforce(let change):
                 guard let old = change.old else { return (.null, "the record is new") }
-                return (old[field], nil)
+                if let cached = oldCache[slot] { return (cached, nil) }
+                let resolved = ResolvedValue(old[field])
+                oldCache[slot] = resolved
+                return (resolved, nil)
             case .pagerDuty(let e):
                 guard let pd = c.pagerDutyField, pd.isIncidentAttribute else { return (nil, "\(field) describes the event, not the incident") }
                 if e.isIncidentCreated { return (.null, "the incident is new") }
                 guard let previous = e.previous else { return (nil, "no earlier snapshot of the incident; judged by the event type") }
-                return (pd.value(of: e, snapshot: previous), nil)
+                return (ResolvedValue(pd.value(of: e, snapshot: previous)), nil)
             }
         }
 

@@ -34,8 +34,8 @@ public enum FieldValue: Sendable, Hashable {
     public var isBlank: Bool {
         switch self {
         case .null: true
-        case .text(let s): s.allSatisfy(\.isWhitespace)
-        case .picklist(let values): values.allSatisfy { $0.allSatisfy(\.isWhitespace) }
+        case .text(let s): FieldValue.isBlank(s)
+        case .picklist(let values): values.allSatisfy(FieldValue.isBlank)
         case .reference(let id, _): id.isEmpty
         default: false
         }
@@ -65,6 +65,13 @@ public enum FieldValue: Sendable, Hashable {
         case .date, .dateTime, .picklist: .string(text)
         case .reference(let id, _): .string(id)
         }
+    }
+
+    /// Empty or only whitespace; decides on the first byte for the common case of text starting with a letter.
+    static func isBlank(_ s: String) -> Bool {
+        guard let first = s.utf8.first else { return true }
+        if first < 0x80 && first != 0x20 && !(0x09...0x0D).contains(first) { return false }
+        return s.allSatisfy(\.isWhitespace)
     }
 
     static func format(number n: Double) -> String {

@@ -1,12 +1,13 @@
 import ArgumentParser
 import Foundation
 import SwitchboardCore
+import SwitchboardStorage
 
 struct RulesCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rules",
         abstract: "Validate, test and describe rulesets.",
-        subcommands: [Validate.self, Test.self, Schema.self]
+        subcommands: [Validate.self, Test.self, Schema.self, Import.self, Export.self, History.self]
     )
 
     struct Validate: AsyncParsableCommand {
@@ -123,6 +124,74 @@ struct RulesCommand: AsyncParsableCommand {
 
         func run() async throws {
             print(RulesSchema.json)
+        }
+    }
+
+    struct Import: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Validate a rules file and store it as the new current version (every version is kept).",
+            discussion: "Exit codes: 0 stored, 1 invalid rules, 2 unreadable file, 3 database unreachable.")
+
+        @OptionGroup var options: ConfigOptions
+        @Argument(help: "The rules file (.yaml, .yml or .json).") var file: String
+        @Option(help: "Why the rules changed, kept with the version.") var comment: String?
+        @Option(help: "Who changed them (default: the user running the command).") var author: String?
+
+        func run() async throws {
+            let text = try readTextFile(file, limit: RulesLoader.maximumSize, what: "rules file")
+            let document: RulesDocument
+            do { document = try RulesLoader().load(text, path: file) } catch { throw CLIError.invalid("\(file): \(error.description)") }
+            let who = author ?? ProcessInfo.processInfo.environment["USER"] ?? "cli"
+            let note = comment
+            let version = try await withConfiguredDatabase(try await options.configuration()) { db in
+                try await db.transaction { sql in
+                    let now = Int64(Date().timeIntervalSince1970 * 1000)
+                    let v = try await RulesStore.save(document: text, author: who, comment: note, now: now, on: sql)
+                    try await AuditStore.record(actor: who, action: "rules.import", subject: "version \(v)", detail: note, now: now, on: sql)
+                    return v
+                }
+            }
+            let rules = document.rulesets.reduce(0) { $0 + $1.rules.count }
+            print("Stored \(file) as rules version \(version): \(document.rulesets.count) ruleset\(document.rulesets.count == 1 ? "" : "s"), \(rules) rule\(rules == 1 ? "" : "s").")
+        }
+    }
+
+    struct Export: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print the current rules (or a given version) as stored.")
+        @OptionGroup var options: ConfigOptions
+        @Option(help: "A version number (default: the current one).") var version: Int?
+
+        func run() async throws {
+            let n = version
+            let stored = try await withConfiguredDatabase(try await options.configuration()) { db in
+                try await db.read { sql in
+                    if let n { return try await RulesStore.version(n, on: sql) }
+                    return try await RulesStore.current(on: sql)
+                }
+            }
+            guard let stored else { throw CLIError.invalid(version.map { "there is no rules version \($0)" } ?? "no rules are stored yet; import some with `switchboard rules import FILE`") }
+            print(stored.document, terminator: stored.document.hasSuffix("\n") ? "" : "\n")
+        }
+    }
+
+    struct History: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the stored rules versions, newest first.")
+        @OptionGroup var options: ConfigOptions
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            let versions = try await withConfiguredDatabase(try await options.configuration()) { db in
+                try await db.read { try await RulesStore.history(on: $0) }
+            }
+            if json {
+                print(JSONValue.array(versions.map { v in
+                    .object(["version": .number(Double(v.version)), "author": .string(v.author), "comment": v.comment.map(JSONValue.string) ?? .null,
+                             "createdAt": .string(time(v.createdAt))])
+                }).serialized(pretty: true))
+                return
+            }
+            if versions.isEmpty { print("No rules are stored yet.") }
+            for v in versions { print("version \(v.version)  \(time(v.createdAt))  \(v.author)\(v.comment.map { "  \($0)" } ?? "")") }
         }
     }
 }

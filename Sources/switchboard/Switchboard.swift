@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import SwitchboardCore
+import SwitchboardPipeline
+import SwitchboardStorage
 
 /// Exit codes, documented in the README.
 enum ExitStatus {
@@ -26,10 +28,13 @@ struct Switchboard: AsyncParsableCommand {
         commandName: "switchboard",
         abstract: "A two-way integration between Salesforce Service Cloud and PagerDuty.",
         discussion: """
-            Exit codes: 0 success; 1 invalid input (a rules file or event that does not validate); \
-            2 a file that cannot be read (missing, too large, not UTF-8); 64 wrong usage (unknown flag, missing argument).
+            Exit codes: 0 success; 1 invalid input (a rules file, event or configuration that does not validate); \
+            2 a file that cannot be read (missing, too large, not UTF-8); 3 the database cannot be reached or used; \
+            4 the port cannot be bound; 64 wrong usage (unknown flag, missing argument).
             """,
-        subcommands: [RulesCommand.self]
+        subcommands: [
+            ServeCommand.self, MigrateCommand.self, RulesCommand.self, EventsCommand.self, DeadLettersCommand.self, LogsCommand.self,
+        ]
     )
 
     static func main() async {

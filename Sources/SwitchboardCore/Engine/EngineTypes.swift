@@ -62,6 +62,16 @@ public struct PlannedAction: Sendable, Hashable {
     /// Resolved parameters under their rules-file names.
     public var parameters: JSONObject
 
+    public init(action: ActionKind, ruleset: String, rule: String, target: ActionTarget, sourceObject: String, sourceId: String, parameters: JSONObject) {
+        self.action = action
+        self.ruleset = ruleset
+        self.rule = rule
+        self.target = target
+        self.sourceObject = sourceObject
+        self.sourceId = sourceId
+        self.parameters = parameters
+    }
+
     /// The incident acted on, if it exists already.
     public var incidentId: String? {
         if case .incident(let id) = target { return id }

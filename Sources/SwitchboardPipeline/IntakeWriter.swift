@@ -1,0 +1,95 @@
+import Logging
+import SwitchboardStorage
+
+/// What became of one delivered event.
+public enum IntakeOutcome: Sendable, Hashable {
+    case accepted(id: Int64)
+    /// The source sent it before; it is acknowledged and ignored.
+    case duplicate
+}
+
+/// Commits inbound events durably before they are acknowledged, in groups: requests that arrive while a
+/// commit is under way share the next one, so one disk sync acknowledges many deliveries.
+public actor IntakeWriter {
+    private struct Pending {
+        var events: [NewInboundEvent]
+        var logs: [LogEntry]
+        var continuation: CheckedContinuation<[IntakeOutcome], any Error>
+    }
+
+    private let database: any Database
+    private let clock: any WallClock
+    private let committed: @Sendable () -> Void
+    private let maximumBatch: Int
+    private var queue: [Pending] = []
+    private var flushing = false
+
+    /// - Parameters:
+    ///   - committed: called after each commit, to wake the processor.
+    ///   - maximumBatch: events per transaction at most.
+    public init(database: any Database, clock: any WallClock, maximumBatch: Int = 500, committed: @escaping @Sendable () -> Void) {
+        self.database = database
+        self.clock = clock
+        self.maximumBatch = maximumBatch
+        self.committed = committed
+    }
+
+    /// Stores the events (and their log entries) and returns once they are on disk.
+    public func accept(_ events: [NewInboundEvent], logs: [LogEntry] = []) async throws -> [IntakeOutcome] {
+        try await withCheckedThrowingContinuation { continuation in
+            queue.append(Pending(events: events, logs: logs, continuation: continuation))
+            if !flushing {
+                flushing = true
+                Task { await self.flush() }
+            }
+        }
+    }
+
+    private func flush() async {
+        while !queue.isEmpty {
+            var batch: [Pending] = []
+            var count = 0
+            while let next = queue.first, batch.isEmpty || count + next.events.count <= maximumBatch {
+                batch.append(queue.removeFirst())
+                count += next.events.count
+            }
+            await commit(batch)
+        }
+        flushing = false
+    }
+
+    private func commit(_ batch: [Pending]) async {
+        // The same event twice in one group: the first one wins, the rest are duplicates.
+        var seen = Set<String>()
+        var deduplicated: [NewInboundEvent] = []
+        for event in batch.flatMap(\.events) where seen.insert(event.source.rawValue + "\u{1F}" + event.externalId).inserted {
+            deduplicated.append(event)
+        }
+        let unique = deduplicated
+        let logs = batch.flatMap(\.logs)
+        let now = clock.millis
+        do {
+            let ids = try await database.transaction { db in
+                let ids = try await EventStore.insert(unique, now: now, on: db)
+                try await LogStore.write(logs, on: db)
+                return ids
+            }
+            var byKey: [String: Int64] = [:]
+            for (event, id) in zip(unique, ids) {
+                if let id { byKey[event.source.rawValue + "\u{1F}" + event.externalId] = id }
+            }
+            var claimed = Set<String>()
+            for pending in batch {
+                let outcomes = pending.events.map { event -> IntakeOutcome in
+                    let key = event.source.rawValue + "\u{1F}" + event.externalId
+                    guard let id = byKey[key], claimed.insert(key).inserted else { return .duplicate }
+                    return .accepted(id: id)
+                }
+                pending.continuation.resume(returning: outcomes)
+            }
+            committed()
+        } catch {
+            for pending in batch { pending.continuation.resume(throwing: error) }
+        }
+    }
+}

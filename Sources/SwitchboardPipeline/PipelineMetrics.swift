@@ -1,0 +1,48 @@
+import CoreMetrics
+import Metrics
+
+/// The pipeline's measurements, made through swift-metrics with an explicit factory (the server passes
+/// Prometheus's), so tests and several applications in one process never share global state.
+public struct PipelineMetrics: Sendable {
+    let factory: any MetricsFactory
+
+    public init(factory: any MetricsFactory) {
+        self.factory = factory
+    }
+
+    /// A factory that records nothing.
+    public static let none = PipelineMetrics(factory: NOOPMetricsHandler.instance)
+
+    func eventReceived(source: String, duplicate: Bool) {
+        Counter(label: "switchboard_events_received_total", dimensions: [("source", source), ("duplicate", duplicate ? "true" : "false")], factory: factory)
+            .increment()
+    }
+
+    func eventProcessed(status: String) {
+        Counter(label: "switchboard_events_processed_total", dimensions: [("status", status)], factory: factory).increment()
+    }
+
+    func action(_ action: String, outcome: String) {
+        Counter(label: "switchboard_actions_total", dimensions: [("action", action), ("outcome", outcome)], factory: factory).increment()
+    }
+
+    func intakeLatency(nanoseconds: Int64) {
+        Timer(label: "switchboard_intake_duration_seconds", factory: factory).recordNanoseconds(nanoseconds)
+    }
+
+    func endToEndLatency(nanoseconds: Int64) {
+        Timer(label: "switchboard_event_to_action_seconds", factory: factory).recordNanoseconds(nanoseconds)
+    }
+
+    func actionLatency(action: String, nanoseconds: Int64) {
+        Timer(label: "switchboard_action_duration_seconds", dimensions: [("action", action)], factory: factory).recordNanoseconds(nanoseconds)
+    }
+
+    public func queueDepth(_ queue: String, status: String, _ value: Int) {
+        Gauge(label: "switchboard_queue_depth", dimensions: [("queue", queue), ("status", status)], factory: factory).record(value)
+    }
+
+    /// Recorded by the HTTP intake, which knows when a request arrived.
+    public func recordIntake(nanoseconds: Int64) { intakeLatency(nanoseconds: nanoseconds) }
+    public func recordReceived(source: String, duplicate: Bool) { eventReceived(source: source, duplicate: duplicate) }
+}

@@ -1,0 +1,235 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import PostgresKit
+import PostgresNIO
+import SQLKit
+import SQLiteKit
+
+/// The two SQL dialects Switchboard runs on. Code branches on it only where semantics differ
+/// (claiming work, leader election).
+public enum DatabaseDialect: String, Sendable {
+    case sqlite, postgresql
+}
+
+/// Why the database could not be used, and what to do about it.
+public struct DatabaseError: Error, CustomStringConvertible, Sendable {
+    public var message: String
+
+    public init(_ message: String) { self.message = message }
+
+    public var description: String { message }
+}
+
+/// One SQL database, SQLite or PostgreSQL, behind one interface.
+public protocol Database: Sendable {
+    var dialect: DatabaseDialect { get }
+    /// Runs `body` in one transaction: committed when it returns, rolled back when it throws.
+    func transaction<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T
+    /// Runs `body` on a connection outside an explicit transaction (reads, single statements).
+    func read<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T
+    /// Checks that the database answers.
+    func ping() async throws
+    /// Runs whatever the database needs in the background (PostgreSQL's connection pool) until cancelled.
+    func run() async
+    /// Releases the connections.
+    func close() async
+    /// Where the data lives, without credentials, for logs.
+    var displayName: String { get }
+}
+
+/// Opens the database a URL names: `sqlite:///path/to/file.sqlite`, a plain file path, `sqlite::memory:`, or
+/// `postgres://user:password@host:port/database[?sslmode=disable|prefer|require]`.
+public func openDatabase(url: String, logger: Logger) async throws -> any Database {
+    if url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") {
+        return try PostgreSQLDatabase(url: url, logger: logger)
+    }
+    if url == "sqlite::memory:" || url == ":memory:" {
+        return try await SQLiteDatabase(path: nil, logger: logger)
+    }
+    var path = url
+    if path.hasPrefix("sqlite://") { path = String(path.dropFirst("sqlite://".count)) }
+    if path.hasPrefix("sqlite:") { path = String(path.dropFirst("sqlite:".count)) }
+    guard !path.isEmpty else { throw DatabaseError("the database URL \"\(url)\" names no file") }
+    return try await SQLiteDatabase(path: path, logger: logger)
+}
+
+// MARK: - SQLite
+
+/// SQLite on one connection: WAL, full sync, a busy timeout, and one writer at a time (SQLite's own model).
+public final class SQLiteDatabase: Database {
+    public let dialect = DatabaseDialect.sqlite
+    public let displayName: String
+    private let connection: SQLiteConnection
+    private let lock = AsyncLock()
+    private let logger: Logger
+
+    public init(path: String?, logger: Logger) async throws {
+        self.logger = logger
+        if let path {
+            let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+                throw DatabaseError("cannot open the SQLite database \(path): the directory \(directory) does not exist")
+            }
+            guard FileManager.default.isWritableFile(atPath: directory) else {
+                throw DatabaseError("cannot open the SQLite database \(path): the directory \(directory) is not writable")
+            }
+        }
+        self.displayName = path.map { "sqlite:\($0)" } ?? "sqlite::memory:"
+        do {
+            connection = try await SQLiteConnection.open(storage: path.map { .file(path: $0) } ?? .memory, logger: logger)
+        } catch {
+            throw DatabaseError("cannot open the SQLite database \(path ?? ":memory:"): \(error)")
+        }
+        let db = connection.sql()
+        for pragma in ["PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA busy_timeout=5000", "PRAGMA foreign_keys=ON"] {
+            try await db.raw(SQLQueryString(pragma)).run()
+        }
+    }
+
+    public func transaction<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+        try await lock.withLock {
+            let db = connection.sql()
+            try await db.raw("BEGIN IMMEDIATE").run()
+            do {
+                let result = try await body(db)
+                try await db.raw("COMMIT").run()
+                return result
+            } catch {
+                try? await db.raw("ROLLBACK").run()
+                throw error
+            }
+        }
+    }
+
+    public func read<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+        try await lock.withLock { try await body(connection.sql()) }
+    }
+
+    public func ping() async throws {
+        try await read { db in try await db.raw("SELECT 1").run() }
+    }
+
+    public func run() async {
+        // Nothing runs in the background; wait for cancellation like a service would.
+        while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
+    }
+
+    public func close() async {
+        try? await connection.close()
+    }
+}
+
+// MARK: - PostgreSQL
+
+/// PostgreSQL through PostgresNIO's connection pool.
+public final class PostgreSQLDatabase: Database {
+    public let dialect = DatabaseDialect.postgresql
+    public let displayName: String
+    let client: PostgresClient
+    private let logger: Logger
+
+    public init(url: String, logger: Logger) throws {
+        guard let components = URLComponents(string: url), let host = components.host, !host.isEmpty else {
+            throw DatabaseError("the database URL is not a valid postgres:// URL (expected postgres://user:password@host:port/database)")
+        }
+        let database = components.path.hasPrefix("/") ? String(components.path.dropFirst()) : components.path
+        guard !database.isEmpty else { throw DatabaseError("the database URL names no database (postgres://user:password@host:port/DATABASE)") }
+        let mode = components.queryItems?.first { $0.name == "sslmode" }?.value ?? (["127.0.0.1", "localhost", "::1"].contains(host) ? "disable" : "prefer")
+        let tls: PostgresClient.Configuration.TLS
+        switch mode {
+        case "disable": tls = .disable
+        case "require", "verify-full", "verify-ca": tls = .require(.makeClientConfiguration())
+        case "prefer", "allow": tls = .prefer(.makeClientConfiguration())
+        default: throw DatabaseError("sslmode \(mode) is not supported; use disable, prefer or require")
+        }
+        var configuration = PostgresClient.Configuration(
+            host: host, port: components.port ?? 5432, username: components.user ?? "postgres", password: components.password,
+            database: database, tls: tls)
+        configuration.options.connectTimeout = .seconds(5)
+        configuration.options.maximumConnections = 10
+        // The pool retries connections on its own; its chatter belongs at warning and above.
+        var poolLogger = logger
+        poolLogger.logLevel = max(logger.logLevel, .warning)
+        self.client = PostgresClient(configuration: configuration, backgroundLogger: poolLogger)
+        self.logger = logger
+        self.displayName = "postgres://\(host):\(components.port ?? 5432)/\(database)"
+    }
+
+    public func transaction<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+        try await client.withTransaction(logger: logger) { connection in
+            try await body(connection.sql())
+        }
+    }
+
+    public func read<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+        try await client.withConnection { connection in try await body(connection.sql()) }
+    }
+
+    public func ping() async throws {
+        try await read { db in try await db.raw("SELECT 1").run() }
+    }
+
+    public func run() async {
+        await client.run()
+    }
+
+    public func close() async {}
+}
+
+/// Runs `body` with a database whose background work (PostgreSQL's pool) runs alongside it, then closes it.
+public func withDatabase<T: Sendable>(
+    url: String, logger: Logger, _ body: @Sendable (any Database) async throws -> T
+) async throws -> T {
+    let database = try await openDatabase(url: url, logger: logger)
+    return try await withThrowingTaskGroup(of: Void.self) { group in
+        group.addTask { await database.run() }
+        defer { group.cancelAll() }
+        do {
+            let result = try await body(database)
+            await database.close()
+            return result
+        } catch {
+            await database.close()
+            throw error
+        }
+    }
+}
+
+/// A first-in, first-out lock for async code: one holder at a time, across suspension points.
+public actor AsyncLock {
+    private var locked = false
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    public init() {}
+
+    public func withLock<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> T {
+        await acquire()
+        do {
+            let result = try await body()
+            release()
+            return result
+        } catch {
+            release()
+            throw error
+        }
+    }
+
+    private func acquire() async {
+        if !locked {
+            locked = true
+            return
+        }
+        await withCheckedContinuation { waiters.append($0) }
+    }
+
+    private func release() {
+        if waiters.isEmpty {
+            locked = false
+        } else {
+            waiters.removeFirst().resume()
+        }
+    }
+}

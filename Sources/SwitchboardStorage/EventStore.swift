@@ -1,0 +1,117 @@
+import SQLKit
+
+/// Where an inbound event came from.
+public enum EventSource: String, Sendable, CaseIterable {
+    case pagerduty, salesforce
+}
+
+/// An event as received, before processing.
+public struct NewInboundEvent: Sendable, Hashable {
+    public var source: EventSource
+    /// The source's own id (PagerDuty's event id, or a digest of a Salesforce delivery and record): duplicates
+    /// of it are acknowledged and ignored.
+    public var externalId: String
+    /// Events with the same key (one incident, one record) are processed strictly in order.
+    public var partitionKey: String
+    public var payload: String
+
+    public init(source: EventSource, externalId: String, partitionKey: String, payload: String) {
+        self.source = source
+        self.externalId = externalId
+        self.partitionKey = partitionKey
+        self.payload = payload
+    }
+}
+
+/// A stored inbound event.
+public struct InboundEvent: Sendable, Hashable {
+    public var id: Int64
+    public var source: EventSource
+    public var externalId: String
+    public var partitionKey: String
+    public var payload: String
+    public var receivedAt: Int64
+    /// `pending`, `processed`, `echo`, `ignored` or `failed`.
+    public var status: String
+    public var outcome: String?
+    public var processedAt: Int64?
+
+    init(row: any SQLRow) throws {
+        id = try row.decode(column: "id", as: Int64.self)
+        source = EventSource(rawValue: try row.decode(column: "source", as: String.self)) ?? .pagerduty
+        externalId = try row.decode(column: "external_id", as: String.self)
+        partitionKey = try row.decode(column: "partition_key", as: String.self)
+        payload = try row.decode(column: "payload", as: String.self)
+        receivedAt = try row.decode(column: "received_at", as: Int64.self)
+        status = try row.decode(column: "status", as: String.self)
+        outcome = try row.decode(column: "outcome", as: String?.self)
+        processedAt = try row.decode(column: "processed_at", as: Int64?.self)
+    }
+}
+
+/// The inbound events table: durable intake, deduplication, ordered claiming.
+public enum EventStore {
+    /// Inserts a group of events in one statement; returns the new id of each event, or `nil` for a duplicate.
+    public static func insert(_ events: [NewInboundEvent], now: Int64, on db: any SQLDatabase) async throws -> [Int64?] {
+        guard !events.isEmpty else { return [] }
+        var query = SQLQueryString("INSERT INTO inbound_events (source, external_id, partition_key, payload, received_at, status) VALUES ")
+        for (i, e) in events.enumerated() {
+            if i > 0 { query.appendLiteral(", ") }
+            query += "(\(bind: e.source.rawValue), \(bind: e.externalId), \(bind: e.partitionKey), \(bind: e.payload), \(bind: now), 'pending')"
+        }
+        query.appendLiteral(" ON CONFLICT (source, external_id) DO NOTHING RETURNING id, source, external_id")
+        let rows = try await db.raw(query).all()
+        var ids: [String: Int64] = [:]
+        for row in rows {
+            ids[try row.decode(column: "source", as: String.self) + "\u{1F}" + row.decode(column: "external_id", as: String.self)] =
+                try row.decode(column: "id", as: Int64.self)
+        }
+        return events.map { ids[$0.source.rawValue + "\u{1F}" + $0.externalId] }
+    }
+
+    /// The next pending events to process, oldest first. On PostgreSQL only the oldest pending event of each
+    /// partition is offered and rows other processes hold are skipped, so several processes share the work
+    /// without breaking per-partition order; call within the transaction that processes them.
+    public static func claim(limit: Int, dialect: DatabaseDialect, on db: any SQLDatabase) async throws -> [InboundEvent] {
+        let query: SQLQueryString
+        switch dialect {
+        case .sqlite:
+            query = "SELECT * FROM inbound_events WHERE status = 'pending' ORDER BY id LIMIT \(bind: limit)"
+        case .postgresql:
+            query = """
+                SELECT * FROM inbound_events e WHERE e.status = 'pending'
+                AND NOT EXISTS (SELECT 1 FROM inbound_events p WHERE p.partition_key = e.partition_key AND p.status = 'pending' AND p.id < e.id)
+                ORDER BY e.id LIMIT \(bind: limit) FOR UPDATE SKIP LOCKED
+                """
+        }
+        return try await db.raw(query).all().map(InboundEvent.init(row:))
+    }
+
+    public static func markProcessed(id: Int64, status: String, outcome: String?, now: Int64, on db: any SQLDatabase) async throws {
+        try await db.raw(
+            "UPDATE inbound_events SET status = \(bind: status), outcome = \(bind: outcome), processed_at = \(bind: now) WHERE id = \(bind: id)"
+        ).run()
+    }
+
+    public static func find(id: Int64, on db: any SQLDatabase) async throws -> InboundEvent? {
+        try await db.raw("SELECT * FROM inbound_events WHERE id = \(bind: id)").first().map(InboundEvent.init(row:))
+    }
+
+    /// Events, newest first, optionally filtered.
+    public static func list(source: EventSource? = nil, status: String? = nil, limit: Int = 50, on db: any SQLDatabase) async throws -> [InboundEvent] {
+        var query = SQLQueryString("SELECT * FROM inbound_events WHERE 1 = 1")
+        if let source { query += " AND source = \(bind: source.rawValue)" }
+        if let status { query += " AND status = \(bind: status)" }
+        query += " ORDER BY id DESC LIMIT \(bind: limit)"
+        return try await db.raw(query).all().map(InboundEvent.init(row:))
+    }
+
+    /// Counts by status.
+    public static func counts(on db: any SQLDatabase) async throws -> [String: Int] {
+        var out: [String: Int] = [:]
+        for row in try await db.raw("SELECT status, COUNT(*) AS n FROM inbound_events GROUP BY status").all() {
+            out[try row.decode(column: "status", as: String.self)] = try row.decode(column: "n", as: Int.self)
+        }
+        return out
+    }
+}

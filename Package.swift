@@ -125,6 +125,7 @@ let package = Package(
                 "SwitchboardCore", "SwitchboardStorage",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Tests/SwitchboardTestSupport",
             swiftSettings: strictSwift

@@ -1,0 +1,245 @@
+import Foundation
+import SQLKit
+import SwitchboardCore
+import SwitchboardStorage
+import SwitchboardTestSupport
+import Testing
+
+/// The same storage scenarios on SQLite and on PostgreSQL.
+enum StorageScenarios {
+    static func migrations(_ backend: Backend) async throws {
+        try await withTestDatabase(backend, migrate: false) { (db: any Database, _: String) async throws -> Void in
+            #expect(try await Migrations.currentVersion(db) == 0)
+            #expect(try await Migrations.migrate(db, now: 1) == [1])
+            // Running again (another process, a restart) changes nothing.
+            #expect(try await Migrations.migrate(db, now: 2) == [])
+            #expect(try await Migrations.currentVersion(db) == 1)
+        }
+    }
+
+    static func eventsDeduplicateAndKeepOrder(_ backend: Backend) async throws {
+        try await withTestDatabase(backend) { (db: any Database, _: String) async throws -> Void in
+            let events = (0..<5).map { NewInboundEvent(source: .pagerduty, externalId: "e\($0)", partitionKey: "pd:P\($0 % 2)", payload: "{}") }
+            let ids = try await db.transaction { try await EventStore.insert(events, now: 10, on: $0) }
+            #expect(ids.allSatisfy { $0 != nil })
+            let again = try await db.transaction { try await EventStore.insert([events[1], NewInboundEvent(source: .pagerduty, externalId: "e9", partitionKey: "x", payload: "{}")], now: 11, on: $0) }
+            #expect(again[0] == nil)
+            #expect(again[1] != nil)
+            // The same external id from the other source is a different event.
+            let other = try await db.transaction {
+                try await EventStore.insert([NewInboundEvent(source: .salesforce, externalId: "e1", partitionKey: "sf", payload: "{}")], now: 12, on: $0)
+            }
+            #expect(other[0] != nil)
+            let claimed = try await db.transaction { try await EventStore.claim(limit: 10, dialect: db.dialect, on: $0) }
+            // SQLite offers every pending event in order; PostgreSQL offers the head of each partition.
+            switch backend {
+            case .sqlite: #expect(claimed.map(\.externalId) == ["e0", "e1", "e2", "e3", "e4", "e9", "e1"])
+            case .postgresql: #expect(Set(claimed.map(\.partitionKey)).count == claimed.count)
+            }
+            #expect(claimed.first?.externalId == "e0")
+        }
+    }
+
+    static func jobsRunInOrderWithRetriesAndDeadLetters(_ backend: Backend) async throws {
+        try await withTestDatabase(backend) { (db: any Database, _: String) async throws -> Void in
+            let jobs = (0..<3).map {
+                NewOutboundJob(idempotencyKey: "k\($0)", eventId: 1, partitionKey: "sf:Case:1", action: "acknowledge", ruleset: "s", rule: "r", payload: "{}")
+            } + [NewOutboundJob(idempotencyKey: "other", eventId: 2, partitionKey: "pd:Q", action: "resolve", ruleset: nil, rule: nil, payload: "{}")]
+            #expect(try await db.transaction { try await JobStore.enqueue(jobs, maxAttempts: 2, now: 0, on: $0) } == 4)
+            // Enqueuing the same keys again (a replayed event) adds nothing.
+            #expect(try await db.transaction { try await JobStore.enqueue(jobs, maxAttempts: 2, now: 0, on: $0) } == 0)
+
+            func claim(_ worker: String, at now: Int64) async throws -> [OutboundJob] {
+                try await db.transaction { try await JobStore.claim(worker: worker, limit: 10, now: now, leaseUntil: now + 1000, dialect: db.dialect, on: $0) }
+            }
+            // One job per partition at a time, oldest first.
+            let first = try await claim("a", at: 10)
+            #expect(first.map(\.idempotencyKey) == ["k0", "other"])
+            #expect(try await claim("b", at: 11).isEmpty)
+            // k0 fails and is retried later; k1 must wait behind it.
+            #expect(try await db.transaction { try await JobStore.fail(id: first[0].id, worker: "a", error: "timeout", retryAt: 500, now: 12, on: $0) } == false)
+            #expect(try await db.transaction { try await JobStore.complete(id: first[1].id, worker: "a", result: nil, now: 12, on: $0) })
+            #expect(try await claim("b", at: 100).isEmpty)
+            let retried = try await claim("b", at: 600)
+            #expect(retried.map(\.idempotencyKey) == ["k0"])
+            #expect(retried[0].attempts == 2)
+            // Out of attempts: a dead letter, and the partition moves on.
+            #expect(try await db.transaction { try await JobStore.fail(id: retried[0].id, worker: "b", error: "still failing", retryAt: 700, now: 601, on: $0) })
+            let dead = try await db.read { try await JobStore.deadLetters(on: $0) }
+            #expect(dead.map(\.jobId) == [retried[0].id])
+            #expect(dead[0].error == "still failing")
+            #expect(try await claim("b", at: 602).map(\.idempotencyKey) == ["k1"])
+            // An admin retries the dead letter; it runs again with fresh attempts.
+            #expect(try await db.transaction { try await JobStore.retryDead(jobId: retried[0].id, now: 603, on: $0) })
+            #expect(try await db.read { try await JobStore.deadLetters(on: $0) }.isEmpty)
+            let back = try await db.read { try await JobStore.find(id: retried[0].id, on: $0) }
+            #expect(back?.status == "pending")
+            #expect(back?.attempts == 0)
+        }
+    }
+
+    static func expiredLeasesAreReclaimed(_ backend: Backend) async throws {
+        try await withTestDatabase(backend) { (db: any Database, _: String) async throws -> Void in
+            _ = try await db.transaction {
+                try await JobStore.enqueue(
+                    [NewOutboundJob(idempotencyKey: "k", eventId: nil, partitionKey: "p", action: "resolve", ruleset: nil, rule: nil, payload: "{}")],
+                    maxAttempts: 5, now: 0, on: $0)
+            }
+            let a = try await db.transaction { try await JobStore.claim(worker: "dead-process", limit: 5, now: 1, leaseUntil: 100, dialect: db.dialect, on: $0) }
+            #expect(a.count == 1)
+            #expect(try await db.transaction { try await JobStore.claim(worker: "b", limit: 5, now: 50, leaseUntil: 150, dialect: db.dialect, on: $0) }.isEmpty)
+            let b = try await db.transaction { try await JobStore.claim(worker: "b", limit: 5, now: 101, leaseUntil: 200, dialect: db.dialect, on: $0) }
+            #expect(b.map(\.id) == a.map(\.id))
+            // The process that lost the lease cannot record a result.
+            #expect(try await db.transaction { try await JobStore.complete(id: a[0].id, worker: "dead-process", result: nil, now: 102, on: $0) } == false)
+            #expect(try await db.transaction { try await JobStore.complete(id: a[0].id, worker: "b", result: "ok", now: 102, on: $0) })
+        }
+    }
+
+    static func linksSettingsRulesLogs(_ backend: Backend) async throws {
+        try await withTestDatabase(backend) { (db: any Database, _: String) async throws -> Void in
+            let link = Link(incidentId: "PINC1", object: "Case", recordId: "5003000000D8cuI")
+            #expect(try await db.transaction { try await LinkStore.add(link, now: 1, on: $0) })
+            #expect(try await db.transaction { try await LinkStore.add(link, now: 2, on: $0) } == false)
+            #expect(try await db.transaction { try await LinkStore.add(Link(incidentId: "PINC2", object: "Case", recordId: "5003000000D8cuIAAR"), now: 3, on: $0) })
+            let byRecord = try await db.read { try await LinkStore.find(recordId: "5003000000D8cuIAAR", on: $0) }
+            #expect(Set(byRecord.map(\.link.incidentId)) == ["PINC1", "PINC2"])
+            #expect(try await db.transaction { try await LinkStore.remove(link, on: $0) })
+            #expect(try await db.read { try await LinkStore.find(incidentId: "PINC1", on: $0) }.isEmpty)
+
+            // Secrets are encrypted at rest and never listed.
+            let box = try SecretBox(encodedKey: SecretBox.generateEncodedKey())
+            try await db.transaction { try await SettingsStore.setSecret("pagerduty.apiKey", value: "u+SECRETKEY123", box: box, now: 1, on: $0) }
+            let raw = try await db.read { try await $0.raw("SELECT value FROM settings WHERE key = 'pagerduty.apiKey'").first()?.decode(column: "value", as: String.self) }
+            #expect(raw?.contains("SECRETKEY") == false)
+            #expect(try await db.read { try await SettingsStore.getSecret("pagerduty.apiKey", box: box, on: $0) } == "u+SECRETKEY123")
+            #expect(try await db.read { try await SettingsStore.all(on: $0) }.first?.value == "(secret)")
+            let otherBox = try SecretBox(encodedKey: SecretBox.generateEncodedKey())
+            await #expect(throws: DatabaseError.self) { _ = try await db.read { try await SettingsStore.getSecret("pagerduty.apiKey", box: otherBox, on: $0) } }
+
+            // Every rules version is kept.
+            let v1 = try await db.transaction { try await RulesStore.save(document: "a", author: "x", comment: nil, now: 1, on: $0) }
+            let v2 = try await db.transaction { try await RulesStore.save(document: "b", author: "y", comment: "second", now: 2, on: $0) }
+            #expect(v2 > v1)
+            #expect(try await db.read { try await RulesStore.current(on: $0) }?.document == "b")
+            #expect(try await db.read { try await RulesStore.version(v1, on: $0) }?.document == "a")
+            #expect(try await db.read { try await RulesStore.history(on: $0) }.map(\.version) == [v2, v1])
+
+            // Logs: filtered by level, time, incident and record; purged by age.
+            try await db.transaction {
+                try await LogStore.write(
+                    [
+                        LogEntry(at: 100, level: .debug, category: "processing", message: "d", incidentId: "P1"),
+                        LogEntry(at: 200, level: .info, category: "intake", message: "delivery", recordId: "R1", payload: "{\"raw\":1}"),
+                        LogEntry(at: 300, level: .error, category: "dispatch", message: "boom", incidentId: "P1"),
+                    ], on: $0)
+            }
+            #expect(try await db.read { try await LogStore.query(LogQuery(minimumLevel: .info), on: $0) }.map(\.message) == ["boom", "delivery"])
+            #expect(try await db.read { try await LogStore.query(LogQuery(incidentId: "P1"), on: $0) }.count == 2)
+            #expect(try await db.read { try await LogStore.query(LogQuery(since: 150, until: 250), on: $0) }.map(\.message) == ["delivery"])
+            #expect(try await db.read { try await LogStore.query(LogQuery(text: "raw"), on: $0) }.map(\.recordId) == ["R1"])
+            #expect(try await db.transaction { try await LogStore.purge(before: 250, on: $0) } == 2)
+        }
+    }
+
+    static func echoStampsAndHops(_ backend: Backend) async throws {
+        try await withTestDatabase(backend) { (db: any Database, _: String) async throws -> Void in
+            try await db.transaction { try await OriginStampStore.add(target: "pd:P1", fingerprint: "incident.acknowledged", now: 0, ttl: 100, on: $0) }
+            #expect(try await db.transaction { try await OriginStampStore.consume(target: "pd:P1", fingerprint: "incident.resolved", now: 1, on: $0) } == false)
+            #expect(try await db.transaction { try await OriginStampStore.consume(target: "pd:P1", fingerprint: "incident.acknowledged", now: 1, on: $0) })
+            // Consumed once only.
+            #expect(try await db.transaction { try await OriginStampStore.consume(target: "pd:P1", fingerprint: "incident.acknowledged", now: 2, on: $0) } == false)
+            try await db.transaction { try await OriginStampStore.add(target: "pd:P2", fingerprint: "x", now: 0, ttl: 10, on: $0) }
+            #expect(try await db.transaction { try await OriginStampStore.consume(target: "pd:P2", fingerprint: "x", now: 11, on: $0) } == false)
+
+            for hop in 1...3 {
+                let s = try await db.transaction { try await HopStore.recordHop(ruleKey: "s/r", subject: "sf:R", limit: 3, window: 1000, now: Int64(hop), on: $0) }
+                #expect(s == nil)
+            }
+            let suspended = try await db.transaction { try await HopStore.recordHop(ruleKey: "s/r", subject: "sf:R", limit: 3, window: 1000, now: 4, on: $0) }
+            #expect(suspended?.reason.contains("loop") == true)
+            #expect(try await db.read { try await HopStore.isSuspended(ruleKey: "s/r", subject: "sf:R", on: $0) })
+            #expect(try await db.read { try await HopStore.suspensions(on: $0) }.count == 1)
+            try await db.transaction { try await HopStore.lift(ruleKey: "s/r", subject: "sf:R", on: $0) }
+            #expect(try await db.read { try await HopStore.isSuspended(ruleKey: "s/r", subject: "sf:R", on: $0) } == false)
+        }
+    }
+}
+
+@Suite("Storage on SQLite")
+struct SQLiteStorageTests {
+    @Test func migrations() async throws { try await StorageScenarios.migrations(.sqlite) }
+    @Test func eventsDeduplicateAndKeepOrder() async throws { try await StorageScenarios.eventsDeduplicateAndKeepOrder(.sqlite) }
+    @Test func jobsRunInOrderWithRetriesAndDeadLetters() async throws { try await StorageScenarios.jobsRunInOrderWithRetriesAndDeadLetters(.sqlite) }
+    @Test func expiredLeasesAreReclaimed() async throws { try await StorageScenarios.expiredLeasesAreReclaimed(.sqlite) }
+    @Test func linksSettingsRulesLogs() async throws { try await StorageScenarios.linksSettingsRulesLogs(.sqlite) }
+    @Test func echoStampsAndHops() async throws { try await StorageScenarios.echoStampsAndHops(.sqlite) }
+
+    @Test("An unusable SQLite path is refused with a clear message")
+    func badPath() async {
+        await #expect(throws: DatabaseError.self) {
+            _ = try await openDatabase(url: "/nonexistent-dir/x.sqlite", logger: .init(label: "t"))
+        }
+    }
+}
+
+@Suite("Storage on PostgreSQL", .enabled(if: TestPostgres.isAvailable, Comment(rawValue: TestPostgres.skipReason)))
+struct PostgreSQLStorageTests {
+    @Test func migrations() async throws { try await StorageScenarios.migrations(.postgresql) }
+    @Test func eventsDeduplicateAndKeepOrder() async throws { try await StorageScenarios.eventsDeduplicateAndKeepOrder(.postgresql) }
+    @Test func jobsRunInOrderWithRetriesAndDeadLetters() async throws { try await StorageScenarios.jobsRunInOrderWithRetriesAndDeadLetters(.postgresql) }
+    @Test func expiredLeasesAreReclaimed() async throws { try await StorageScenarios.expiredLeasesAreReclaimed(.postgresql) }
+    @Test func linksSettingsRulesLogs() async throws { try await StorageScenarios.linksSettingsRulesLogs(.postgresql) }
+    @Test func echoStampsAndHops() async throws { try await StorageScenarios.echoStampsAndHops(.postgresql) }
+
+    @Test("Periodic work runs on one process at a time")
+    func periodicLock() async throws {
+        try await withTestDatabase(.postgresql) { (db: any Database, _: String) async throws -> Void in
+            let started = AsyncStream.makeStream(of: Void.self)
+            async let first: Int? = PeriodicLock.run("retention", database: db) { _ in
+                started.continuation.yield()
+                try await Task.sleep(for: .milliseconds(500))
+                return 1
+            }
+            var it = started.stream.makeAsyncIterator()
+            await it.next()
+            let second = try await PeriodicLock.run("retention", database: db) { _ in 2 }
+            #expect(second == nil)
+            #expect(try await first == 1)
+            #expect(try await PeriodicLock.run("retention", database: db) { _ in 3 } == 3)
+        }
+    }
+
+    @Test("Two processes claiming at once never get the same job")
+    func concurrentClaims() async throws {
+        try await withTestDatabase(.postgresql) { (db: any Database, url: String) async throws -> Void in
+            let jobs = (0..<200).map {
+                NewOutboundJob(idempotencyKey: "k\($0)", eventId: nil, partitionKey: "p\($0)", action: "resolve", ruleset: nil, rule: nil, payload: "{}")
+            }
+            _ = try await db.transaction { try await JobStore.enqueue(jobs, maxAttempts: 3, now: 0, on: $0) }
+            let other = try await openDatabase(url: url, logger: .init(label: "t"))
+            let claimedIds = try await withThrowingTaskGroup(of: [Int64].self) { group in
+                group.addTask { await other.run(); return [] }
+                for (worker, database) in [("a", db), ("b", other), ("c", db), ("d", other)] {
+                    group.addTask {
+                        var mine: [Int64] = []
+                        while true {
+                            let got = try await database.transaction {
+                                try await JobStore.claim(worker: worker, limit: 7, now: 1, leaseUntil: 10_000, dialect: .postgresql, on: $0)
+                            }
+                            if got.isEmpty { break }
+                            mine += got.map(\.id)
+                        }
+                        return mine
+                    }
+                }
+                var all: [Int64] = []
+                for _ in 0..<4 { all += try await group.next() ?? [] }
+                group.cancelAll()
+                return all
+            }
+            #expect(claimedIds.count == 200)
+            #expect(Set(claimedIds).count == 200)
+        }
+    }
+}

@@ -171,16 +171,27 @@ public enum JobStore {
         return true
     }
 
-    /// Returns a dead job to the queue, to run now with a fresh set of attempts.
+    /// Returns a dead job to the queue, to run now with a fresh set of attempts. Later dead jobs of the same event
+    /// come back with it: they usually failed because it did (responders for an incident never created).
     public static func retryDead(jobId: Int64, now: Int64, on db: any SQLDatabase) async throws -> Bool {
         let rows = try await db.raw(
             """
             UPDATE outbound_jobs SET status = 'pending', attempts = 0, run_after = \(bind: now), updated_at = \(bind: now)
-            WHERE id = \(bind: jobId) AND status = 'dead' RETURNING id
+            WHERE id = \(bind: jobId) AND status = 'dead' RETURNING id, event_id
             """
         ).all()
-        guard !rows.isEmpty else { return false }
-        try await db.raw("DELETE FROM dead_letters WHERE job_id = \(bind: jobId)").run()
+        guard let row = rows.first else { return false }
+        var ids = [jobId]
+        if let event = try row.decode(column: "event_id", as: Int64?.self) {
+            let followers = try await db.raw(
+                """
+                UPDATE outbound_jobs SET status = 'pending', attempts = 0, run_after = \(bind: now), updated_at = \(bind: now)
+                WHERE event_id = \(bind: event) AND id > \(bind: jobId) AND status = 'dead' RETURNING id
+                """
+            ).all()
+            ids += try followers.map { try $0.decode(column: "id", as: Int64.self) }
+        }
+        try await db.raw("DELETE FROM dead_letters WHERE job_id IN (\(binds: ids))").run()
         return true
     }
 

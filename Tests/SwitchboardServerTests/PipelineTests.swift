@@ -1,0 +1,278 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import SwitchboardCore
+import SwitchboardPipeline
+import SwitchboardServer
+import SwitchboardStorage
+import SwitchboardTestSupport
+import Testing
+
+/// Pipeline scenarios, run on both databases.
+enum PipelineScenarios {
+    static func intakeAcknowledgesDurablyAndDeduplicates(_ backend: Backend) async throws {
+        try await Harness.run(backend) { h, client in
+            let body = Payloads.incident("incident.triggered", id: "PINC1", eventId: "E1")
+            let first = try await h.post(client, "/webhooks/pagerduty", body)
+            #expect(first.status == .accepted)
+            // The event is on disk before the 2xx.
+            #expect(try await h.events().map(\.externalId) == ["E1"])
+            let again = try await h.post(client, "/webhooks/pagerduty", body)
+            #expect(again.status == .ok)
+            #expect(again.body["status"] == "duplicate")
+            // X-Webhook-Id, repeated on PagerDuty's retries, deduplicates too.
+            let retried = try await h.post(client, "/webhooks/pagerduty", Payloads.incident("incident.triggered", id: "PINC1", eventId: "E2"), headers: ["X-Webhook-Id": "E1"])
+            #expect(retried.status == .ok)
+            #expect(try await h.events().count == 1)
+            #expect(try await h.events().first?.partitionKey == "pd:PINC1")
+            // Every delivery is logged with its raw payload.
+            let deliveries = try await h.logs(LogQuery(category: "intake"))
+            #expect(deliveries.count == 3)
+            #expect(deliveries.contains { $0.payload == body && $0.incidentId == "PINC1" })
+        }
+    }
+
+    static func badInputIsRefusedAndLogged(_ backend: Backend) async throws {
+        try await Harness.run(backend) { h, client in
+            #expect(try await h.post(client, "/webhooks/pagerduty", "{not json").status == .badRequest)
+            #expect(try await h.post(client, "/webhooks/pagerduty", "{}", contentType: "text/plain").status == .unsupportedMediaType)
+            #expect(try await h.post(client, "/webhooks/pagerduty", "{\"hello\": 1}").status == .badRequest)
+            let huge = "{\"event\": {\"id\": \"x\", \"pad\": \"" + String(repeating: "a", count: 10 * 1024 * 1024) + "\"}}"
+            #expect(try await h.post(client, "/webhooks/pagerduty", huge).status == .contentTooLarge)
+            #expect(try await h.post(client, "/webhooks/salesforce", huge).status == .contentTooLarge)
+            let bad = try await h.post(client, "/webhooks/salesforce", #"{"object": "Case", "isInsert": true, "new": {"500": 7}}"#)
+            #expect(bad.status == .badRequest)
+            #expect(bad.body["error"]?["message"]?.stringValue?.contains("record object") == true)
+            #expect(try await h.events().isEmpty)
+            let errors = try await h.logs(LogQuery(minimumLevel: .error))
+            #expect(errors.count == 6)
+            #expect(errors.contains { $0.payload == "{not json" })
+        }
+    }
+
+    static func salesforceBatchFansOutInOrder(_ backend: Backend) async throws {
+        try await Harness.run(backend) { h, client in
+            var map = JSONObject()
+            let ids = (1...3).map { SalesforceId.normalized("50030000000000\($0)") }
+            for id in ids.reversed() {
+                map[id] = .object(["attributes": .object(["type": "Case"]), "Id": .string(id), "Priority": "High"])
+            }
+            let body = JSONValue.object(["object": "Case", "isInsert": .bool(true), "old": .null, "new": .object(map)]).serialized()
+            let r = try await h.post(client, "/webhooks/salesforce", body)
+            #expect(r.status == .accepted)
+            #expect(r.body["accepted"] == .number(3))
+            #expect(try await h.events().map(\.partitionKey) == ids.reversed().map { "sf:Case:\($0)" })
+            #expect(try await h.post(client, "/webhooks/salesforce", body).body["duplicates"] == .number(3))
+        }
+    }
+
+    static func twoWayFlowWithLinksAndNoEchoes(_ backend: Backend) async throws {
+        try await Harness.run(backend, rules: twoWayRules) { h, client in
+            let caseId = "5003000000D8cuIAAR"
+            _ = try await h.post(client, "/webhooks/salesforce", Payloads.caseTrigger(new: ["Priority": "High", "CaseNumber": "00001026", "Status": "New"]))
+            try await h.settle()
+            var effects = h.sink.snapshot.effects
+            #expect(effects.map(\.action) == [.createIncident, .addResponders])
+            #expect(effects[0].parameters["title"] == "Case 00001026")
+            // The responders go to the incident just created, found through the new link.
+            #expect(effects[1].incidentId == "Q1")
+            #expect(try await h.links() == [Link(incidentId: "Q1", object: "Case", recordId: caseId)])
+
+            // PagerDuty's webhook for the incident Switchboard created is its own echo: no rules fire.
+            _ = try await h.post(client, "/webhooks/pagerduty", Payloads.incident("incident.triggered", id: "Q1", eventId: "W1"))
+            // On-call acknowledges in PagerDuty: the case follows.
+            _ = try await h.post(client, "/webhooks/pagerduty", Payloads.incident("incident.acknowledged", id: "Q1", eventId: "W2", status: "acknowledged"))
+            try await h.settle()
+            effects = h.sink.snapshot.effects
+            #expect(effects.count == 3)
+            #expect(effects[2].action == .setField)
+            #expect(effects[2].recordId == caseId)
+            #expect(effects[2].parameters["value"] == "Working")
+            let statuses = try await h.events().map(\.status)
+            #expect(statuses == ["processed", "echo", "processed"])
+
+            // Salesforce's trigger for that very update comes back: an echo too.
+            _ = try await h.post(
+                client, "/webhooks/salesforce",
+                Payloads.caseTrigger(insert: false, old: ["Status": "New", "Priority": "High"], new: ["Status": "Working", "Priority": "High", "LastModifiedDate": "2026-11-24T03:00:01.000+0000"]))
+            try await h.settle()
+            #expect(try await h.events().last?.status == "echo")
+            #expect(h.sink.snapshot.effects.count == 3)
+
+            // An agent closes the case: the incident resolves; PagerDuty's resolve webhook then echoes.
+            _ = try await h.post(client, "/webhooks/salesforce", Payloads.caseTrigger(insert: false, old: ["Status": "Working"], new: ["Status": "Closed"]))
+            try await h.settle()
+            #expect(h.sink.snapshot.effects.last?.action == .resolve)
+            _ = try await h.post(client, "/webhooks/pagerduty", Payloads.incident("incident.resolved", id: "Q1", eventId: "W3", status: "resolved"))
+            try await h.settle()
+            #expect(try await h.events().last?.status == "echo")
+            #expect(h.sink.snapshot.effects.count == 4)
+        }
+    }
+
+    static func retriesHonourRetryAfterThenDeadLetter(_ backend: Backend) async throws {
+        try await Harness.run(backend, rules: twoWayRules) { h, client in
+            h.sink.failNext([.retryable("429 Too Many Requests", retryAfter: 30), .retryable("503")])
+            _ = try await h.post(client, "/webhooks/salesforce", Payloads.caseTrigger(new: ["Priority": "High"]))
+            try await h.settle()
+            var job = try #require(try await h.jobs().first)
+            #expect(job.status == "pending")
+            #expect(job.attempts == 1)
+            #expect(job.runAfter >= Harness.start.millisecondsSince1970 + 30_000)
+            // Not due yet: nothing happens.
+            h.clock.advance(by: 29_000)
+            try await h.settle()
+            #expect(h.sink.snapshot.deliveries == 1)
+            h.clock.advance(by: 2_000)
+            try await h.settle()
+            job = try #require(try await h.jobs().first)
+            #expect(job.attempts == 2)
+            #expect(job.lastError == "503")
+            h.clock.advance(by: 60_000)
+            try await h.settle()
+            #expect(try await h.jobs().map(\.status) == ["done", "done"])
+            #expect(h.sink.snapshot.effects.map(\.action) == [.createIncident, .addResponders])
+
+            // A permanent failure goes straight to the dead letters, with the reason; retrying it works.
+            h.sink.failNext([.permanent("400 Invalid Input Provided: service not found")])
+            _ = try await h.post(
+                client, "/webhooks/salesforce", Payloads.caseTrigger(id: "5003000000D8cuJAAR", new: ["Priority": "High"]))
+            try await h.settle()
+            let dead = try await h.database.read { try await JobStore.deadLetters(on: $0) }
+            // The responders job behind it cannot act on an incident that was never created: it dies too, saying why.
+            #expect(dead.map(\.action) == ["addResponders", "createIncident"])
+            let create = try #require(dead.last)
+            #expect(create.error.contains("service not found"))
+            #expect(create.attempts == 1)
+            #expect(dead[0].error.contains("no incident was created"))
+            // Retrying the creation brings the responders back with it.
+            _ = try await h.database.transaction { try await JobStore.retryDead(jobId: create.jobId, now: h.clock.millis, on: $0) }
+            try await h.settle()
+            #expect(try await h.database.read { try await JobStore.deadLetters(on: $0) }.isEmpty)
+            #expect(h.sink.snapshot.effects.filter { $0.action == .createIncident }.count == 2)
+            #expect(h.sink.snapshot.effects.filter { $0.action == .addResponders }.count == 2)
+        }
+    }
+
+    static func replaysNeverCreateTwice(_ backend: Backend) async throws {
+        try await Harness.run(backend, rules: twoWayRules) { h, client in
+            _ = try await h.post(client, "/webhooks/salesforce", Payloads.caseTrigger(new: ["Priority": "High"]))
+            try await h.settle()
+            // The job runs again (a crash after the call, a manual replay): the link check stops a second incident.
+            let job = try #require(try await h.jobs().first { $0.action == "createIncident" })
+            try await h.database.transaction {
+                try await $0.raw("UPDATE outbound_jobs SET status = 'pending', attempts = 0 WHERE id = \(bind: job.id)").run()
+            }
+            try await h.settle()
+            #expect(h.sink.snapshot.effects.filter { $0.action == .createIncident }.count == 1)
+            #expect(try await h.logs(LogQuery(category: "dispatch")).contains { $0.message.contains("already linked to incident Q1") })
+            // The same change delivered again with another delivery id: the rule sees the link and does not create.
+            _ = try await h.post(client, "/webhooks/salesforce", Payloads.caseTrigger(new: ["Priority": "High"]), headers: ["Idempotency-Key": "again"])
+            try await h.settle()
+            #expect(h.sink.snapshot.effects.filter { $0.action == .createIncident }.count == 1)
+        }
+    }
+
+    static func loopingRuleIsSuspended(_ backend: Backend) async throws {
+        // A rule that writes a fresh value every time defeats echo fingerprints; the hop limit stops it.
+        let rules = """
+            rulesets:
+              - name: loop
+                rules:
+                  - name: stamp the incident title
+                    object: Case
+                    runOn: pagerduty
+                    conditions: [{ field: pagerduty.eventType, operator: equals, value: Custom }]
+                    applyTo: linked
+                    actions: [{ action: setField, field: Subject, value: "{{pagerduty.title}} {{pagerduty.occurredAt}}" }]
+                  - name: bump priority
+                    object: Case
+                    runOn: salesforce
+                    conditions: [{ field: Subject, operator: changes }]
+                    applyTo: linked
+                    actions: [{ action: setPriority, priority: P1 }]
+            """
+        try await Harness.run(backend, rules: rules, configure: { $0.pipeline.hopLimit = 3 }) { h, client in
+            let caseId = "5003000000D8cuIAAR"
+            try await h.database.transaction { try await LinkStore.add(Link(incidentId: "Q1", object: "Case", recordId: caseId), now: 0, on: $0) }
+            for round in 0..<8 {
+                // PagerDuty reports a change, Switchboard writes the case, Salesforce reports the case changed with a
+                // value no fingerprint matches (another automation rewrote it), Switchboard writes PagerDuty...
+                _ = try await h.post(client, "/webhooks/pagerduty", Payloads.incident("incident.priority_updated", id: "Q1", eventId: "P\(round)"))
+                try await h.settle()
+                _ = try await h.post(
+                    client, "/webhooks/salesforce",
+                    Payloads.caseTrigger(insert: false, old: ["Subject": "s\(round)"], new: ["Subject": "changed elsewhere \(round)"]))
+                try await h.settle()
+            }
+            let suspensions = try await h.database.read { try await HopStore.suspensions(on: $0) }
+            #expect(!suspensions.isEmpty)
+            #expect(suspensions.allSatisfy { $0.reason.contains("loop") })
+            #expect(h.sink.snapshot.effects.count < 16)
+            #expect(try await h.logs(LogQuery(category: "loop")).first?.message.contains("suspended") == true)
+            // Shown by the status endpoint.
+            let status = try await client.execute(uri: "/status", method: .get) { try JSONParser.parseValue(String(buffer: $0.body)) }
+            #expect(status["suspendedRules"]?.arrayValue?.isEmpty == false)
+        }
+    }
+
+    static func engineOffAndLogLevels(_ backend: Backend) async throws {
+        try await Harness.run(backend, rules: twoWayRules) { h, client in
+            try await h.setting("engine.enabled", "false")
+            _ = try await h.post(client, "/webhooks/salesforce", Payloads.caseTrigger(new: ["Priority": "High"]))
+            try await h.settle()
+            #expect(try await h.events().first?.status == "ignored")
+            #expect(h.sink.snapshot.effects.isEmpty)
+
+            // Levels apply when writing: at Error, deliveries are not logged, errors are.
+            h.clock.advance(by: 1000)
+            h.switchboard.log.update(.init(level: .error, retentionDays: 7))
+            _ = try await h.post(client, "/webhooks/pagerduty", Payloads.incident("incident.triggered", id: "P9", eventId: "L1"))
+            _ = try await h.post(client, "/webhooks/pagerduty", "{broken")
+            let recent = try await h.logs(LogQuery(since: h.clock.millis))
+            #expect(recent.map(\.level) == [.error])
+
+            // Retention deletes what is older than the interval.
+            h.clock.advance(by: 8 * 86_400_000)
+            #expect(try await h.switchboard.retention.purge() ?? 0 > 0)
+            #expect(try await h.logs().allSatisfy { $0.category == "retention" || $0.at >= h.clock.millis - 7 * 86_400_000 })
+        }
+    }
+
+    static func operationsEndpoints(_ backend: Backend) async throws {
+        try await Harness.run(backend) { h, client in
+            #expect(try await client.execute(uri: "/healthz", method: .get) { $0.status } == .ok)
+            #expect(try await client.execute(uri: "/readyz", method: .get) { $0.status } == .ok)
+            _ = try await h.post(client, "/webhooks/pagerduty", Payloads.incident("incident.triggered", id: "P1", eventId: "M1"))
+            let metrics = try await client.execute(uri: "/metrics", method: .get) { String(buffer: $0.body) }
+            #expect(metrics.contains("switchboard_events_received_total"))
+            #expect(metrics.contains("switchboard_intake_duration_seconds"))
+        }
+    }
+}
+
+@Suite("Pipeline on SQLite")
+struct SQLitePipelineTests {
+    @Test func intakeAcknowledgesDurablyAndDeduplicates() async throws { try await PipelineScenarios.intakeAcknowledgesDurablyAndDeduplicates(.sqlite) }
+    @Test func badInputIsRefusedAndLogged() async throws { try await PipelineScenarios.badInputIsRefusedAndLogged(.sqlite) }
+    @Test func salesforceBatchFansOutInOrder() async throws { try await PipelineScenarios.salesforceBatchFansOutInOrder(.sqlite) }
+    @Test func twoWayFlowWithLinksAndNoEchoes() async throws { try await PipelineScenarios.twoWayFlowWithLinksAndNoEchoes(.sqlite) }
+    @Test func retriesHonourRetryAfterThenDeadLetter() async throws { try await PipelineScenarios.retriesHonourRetryAfterThenDeadLetter(.sqlite) }
+    @Test func replaysNeverCreateTwice() async throws { try await PipelineScenarios.replaysNeverCreateTwice(.sqlite) }
+    @Test func loopingRuleIsSuspended() async throws { try await PipelineScenarios.loopingRuleIsSuspended(.sqlite) }
+    @Test func engineOffAndLogLevels() async throws { try await PipelineScenarios.engineOffAndLogLevels(.sqlite) }
+    @Test func operationsEndpoints() async throws { try await PipelineScenarios.operationsEndpoints(.sqlite) }
+}
+
+@Suite("Pipeline on PostgreSQL", .enabled(if: TestPostgres.isAvailable, Comment(rawValue: TestPostgres.skipReason)))
+struct PostgreSQLPipelineTests {
+    @Test func intakeAcknowledgesDurablyAndDeduplicates() async throws { try await PipelineScenarios.intakeAcknowledgesDurablyAndDeduplicates(.postgresql) }
+    @Test func badInputIsRefusedAndLogged() async throws { try await PipelineScenarios.badInputIsRefusedAndLogged(.postgresql) }
+    @Test func salesforceBatchFansOutInOrder() async throws { try await PipelineScenarios.salesforceBatchFansOutInOrder(.postgresql) }
+    @Test func twoWayFlowWithLinksAndNoEchoes() async throws { try await PipelineScenarios.twoWayFlowWithLinksAndNoEchoes(.postgresql) }
+    @Test func retriesHonourRetryAfterThenDeadLetter() async throws { try await PipelineScenarios.retriesHonourRetryAfterThenDeadLetter(.postgresql) }
+    @Test func replaysNeverCreateTwice() async throws { try await PipelineScenarios.replaysNeverCreateTwice(.postgresql) }
+    @Test func loopingRuleIsSuspended() async throws { try await PipelineScenarios.loopingRuleIsSuspended(.postgresql) }
+    @Test func engineOffAndLogLevels() async throws { try await PipelineScenarios.engineOffAndLogLevels(.postgresql) }
+    @Test func operationsEndpoints() async throws { try await PipelineScenarios.operationsEndpoints(.postgresql) }
+}

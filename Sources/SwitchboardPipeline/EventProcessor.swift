@@ -43,6 +43,8 @@ public final class EventProcessor: Service {
             while !Task.isCancelled {
                 do {
                     if try await self.processBatch() == 0 { await self.wakeUp.wait(timeout: self.settings.pollInterval) }
+                } catch is CancellationError {
+                    break
                 } catch {
                     self.logger.error("processing events failed; retrying", metadata: ["error": "\(error)"])
                     try? await Task.sleep(for: .seconds(1))

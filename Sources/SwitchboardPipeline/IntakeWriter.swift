@@ -21,14 +21,20 @@ public actor IntakeWriter {
     private let clock: any WallClock
     private let committed: @Sendable () -> Void
     private let maximumBatch: Int
+    /// A commit that takes longer is reported as failed (the sender retries; a late commit is deduplicated).
+    private let commitTimeout: Duration
     private var queue: [Pending] = []
     private var flushing = false
 
     /// - Parameters:
     ///   - committed: called after each commit, to wake the processor.
     ///   - maximumBatch: events per transaction at most.
-    public init(database: any Database, clock: any WallClock, maximumBatch: Int = 500, committed: @escaping @Sendable () -> Void) {
+    public init(
+        database: any Database, clock: any WallClock, maximumBatch: Int = 500, commitTimeout: Duration = .seconds(4),
+        committed: @escaping @Sendable () -> Void
+    ) {
         self.database = database
+        self.commitTimeout = commitTimeout
         self.clock = clock
         self.maximumBatch = maximumBatch
         self.committed = committed
@@ -69,10 +75,13 @@ public actor IntakeWriter {
         let logs = batch.flatMap(\.logs)
         let now = clock.millis
         do {
-            let ids = try await database.transaction { db in
-                let ids = try await EventStore.insert(unique, now: now, on: db)
-                try await LogStore.write(logs, on: db)
-                return ids
+            let database = self.database
+            let ids = try await withDeadline(commitTimeout) {
+                try await database.transaction { db in
+                    let ids = try await EventStore.insert(unique, now: now, on: db)
+                    try await LogStore.write(logs, on: db)
+                    return ids
+                }
             }
             var byKey: [String: Int64] = [:]
             for (event, id) in zip(unique, ids) {
@@ -91,5 +100,19 @@ public actor IntakeWriter {
         } catch {
             for pending in batch { pending.continuation.resume(throwing: error) }
         }
+    }
+}
+
+/// Runs `body`, failing with a `DatabaseError` when it takes longer than `timeout`.
+public func withDeadline<T: Sendable>(_ timeout: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    try await withThrowingTaskGroup(of: T.self) { group in
+        group.addTask { try await body() }
+        group.addTask {
+            try await Task.sleep(for: timeout)
+            throw DatabaseError("the database did not answer within \(timeout)")
+        }
+        defer { group.cancelAll() }
+        guard let first = try await group.next() else { throw CancellationError() }
+        return first
     }
 }

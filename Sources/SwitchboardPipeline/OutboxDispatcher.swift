@@ -46,6 +46,8 @@ public final class OutboxDispatcher: Service {
                 do {
                     let done = try await self.dispatchRound()
                     if done == 0 { await self.wakeUp.wait(timeout: try await self.idleWait()) }
+                } catch is CancellationError {
+                    break
                 } catch {
                     self.logger.error("dispatching jobs failed; retrying", metadata: ["error": "\(error)"])
                     try? await Task.sleep(for: .seconds(1))

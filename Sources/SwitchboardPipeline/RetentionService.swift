@@ -27,6 +27,8 @@ public final class RetentionService: Service {
                 do {
                     await self.log.reload(from: self.database)
                     try await self.purge()
+                } catch is CancellationError {
+                    break
                 } catch {
                     self.logger.error("the retention purge failed", metadata: ["error": "\(error)"])
                 }

@@ -13,7 +13,7 @@ struct OperationsRoutes {
         router.get("healthz") { _, _ in jsonResponse(.ok, ["status": "ok"]) }
         router.get("readyz") { _, _ in
             do {
-                try await withTimeout(.seconds(2)) { try await switchboard.database.ping() }
+                try await withDeadline(.seconds(2)) { try await switchboard.database.ping() }
                 return jsonResponse(.ok, ["ready": .bool(true), "database": .string(switchboard.database.displayName)])
             } catch {
                 return jsonResponse(.serviceUnavailable, ["ready": .bool(false), "reason": .string("the database does not answer: \(error)")])
@@ -187,20 +187,6 @@ struct IntakeError: HTTPResponseError {
         var response = jsonResponse(status, ["error": .object(["message": .string(message)])])
         if status == .serviceUnavailable { response.headers[.retryAfter] = "5" }
         return response
-    }
-}
-
-/// Runs `body`, failing when it takes longer than `timeout`.
-func withTimeout<T: Sendable>(_ timeout: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
-    try await withThrowingTaskGroup(of: T.self) { group in
-        group.addTask { try await body() }
-        group.addTask {
-            try await Task.sleep(for: timeout)
-            throw CancellationError()
-        }
-        defer { group.cancelAll() }
-        guard let first = try await group.next() else { throw CancellationError() }
-        return first
     }
 }
 

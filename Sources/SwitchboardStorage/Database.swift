@@ -6,6 +6,7 @@ import PostgresKit
 import PostgresNIO
 import SQLKit
 import SQLiteKit
+import Synchronization
 
 /// The two SQL dialects Switchboard runs on. Code branches on it only where semantics differ
 /// (claiming work, leader election).
@@ -64,6 +65,7 @@ public final class SQLiteDatabase: Database {
     private let connection: SQLiteConnection
     private let lock = AsyncLock()
     private let logger: Logger
+    private let closed = Mutex(false)
 
     public init(path: String?, logger: Logger) async throws {
         self.logger = logger
@@ -118,7 +120,11 @@ public final class SQLiteDatabase: Database {
     }
 
     public func close() async {
-        try? await connection.close()
+        guard closed.withLock({ c in defer { c = true }; return !c }) else { return }
+        // Closing runs on SQLite's thread pool, which refuses work from a cancelled task; shutdown happens in one.
+        let connection = self.connection
+        let lock = self.lock
+        await Task.detached { try? await lock.withLock { try await connection.close() } }.value
     }
 }
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import SwitchboardPipeline
 import SwitchboardServer
 import SwitchboardStorage
 
@@ -77,16 +78,3 @@ func reachable(_ database: any Database, attempts: Int = 5) async throws {
     throw DatabaseError("it does not answer (\(lastError.map { String(describing: $0).prefix(300) } ?? "no error"))")
 }
 
-/// Runs `body`, failing when it takes longer than `timeout`.
-func withDeadline<T: Sendable>(_ timeout: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
-    try await withThrowingTaskGroup(of: T.self) { group in
-        group.addTask { try await body() }
-        group.addTask {
-            try await Task.sleep(for: timeout)
-            throw DatabaseError("no answer within \(timeout)")
-        }
-        defer { group.cancelAll() }
-        guard let first = try await group.next() else { throw CancellationError() }
-        return first
-    }
-}

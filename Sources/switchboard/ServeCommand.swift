@@ -57,9 +57,12 @@ struct ServeCommand: AsyncParsableCommand {
         }
         do {
             try await app.runService()
+            await database.close()
         } catch let error as DatabaseError {
+            await database.close()
             throw CLIError(message: "cannot use the database \(database.displayName): \(error.message)", code: ExitStatus.databaseUnavailable)
         } catch {
+            await database.close()
             let text = "\(error)"
             if text.contains("ddress already in use") || text.contains("bind") {
                 throw CLIError(message: "cannot listen on \(configuration.host):\(configuration.port): the address is already in use", code: 4)

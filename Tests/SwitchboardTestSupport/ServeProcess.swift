@@ -17,8 +17,34 @@ public final class ServeProcess: @unchecked Sendable {
         return dir.appendingPathComponent("switchboard").path
     }
 
+    /// Starts `switchboard serve` and waits (without blocking a thread) until it listens.
+    public static func start(arguments: [String], environment: [String: String] = [:], outputFile: String, timeout: TimeInterval = 30) async throws -> ServeProcess {
+        let serve = try ServeProcess(arguments: arguments, environment: environment, outputFile: outputFile, wait: false)
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if serve.readPort() { return serve }
+            if !serve.process.isRunning { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        serve.process.terminate()
+        throw ServeError(message: "switchboard serve did not start: \(serve.log.suffix(2000))")
+    }
+
+    private func readPort() -> Bool {
+        guard let text = try? String(contentsOfFile: output, encoding: .utf8),
+            let range = text.range(of: "switchboard listening on http://127.0.0.1:")
+        else { return false }
+        guard let p = Int(text[range.upperBound...].prefix { $0.isNumber }) else { return false }
+        port = p
+        return true
+    }
+
     /// Starts `switchboard serve` and waits until it listens.
-    public init(arguments: [String], environment: [String: String] = [:], outputFile: String, timeout: TimeInterval = 30) throws {
+    public convenience init(arguments: [String], environment: [String: String] = [:], outputFile: String, timeout: TimeInterval = 30) throws {
+        try self.init(arguments: arguments, environment: environment, outputFile: outputFile, wait: true, timeout: timeout)
+    }
+
+    private init(arguments: [String], environment: [String: String], outputFile: String, wait: Bool, timeout: TimeInterval = 30) throws {
         FileManager.default.createFile(atPath: outputFile, contents: nil)
         output = outputFile
         process = Process()
@@ -31,17 +57,10 @@ public final class ServeProcess: @unchecked Sendable {
         process.standardOutput = handle
         process.standardError = handle
         try process.run()
+        guard wait else { return }
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
-            if let text = try? String(contentsOfFile: outputFile, encoding: .utf8),
-                let range = text.range(of: "switchboard listening on http://127.0.0.1:")
-            {
-                let digits = text[range.upperBound...].prefix { $0.isNumber }
-                if let p = Int(digits) {
-                    port = p
-                    return
-                }
-            }
+            if readPort() { return }
             if !process.isRunning { break }
             Thread.sleep(forTimeInterval: 0.02)
         }
@@ -96,4 +115,36 @@ public func runSwitchboard(_ arguments: [String], environment: [String: String] 
     if process.isRunning { process.terminate() }
     process.waitUntilExit()
     return (process.terminationStatus, (try? String(contentsOfFile: file, encoding: .utf8)) ?? "")
+}
+
+import AsyncHTTPClient
+import NIOCore
+
+/// Small HTTP helpers for tests that talk to real processes.
+public enum HTTP {
+    /// POSTs JSON; returns the status, or nil when the server could not be reached.
+    public static func post(_ url: String, _ body: String, headers: [String: String] = [:], timeout: TimeAmount = .seconds(10)) async -> (status: Int, body: String)? {
+        var request = HTTPClientRequest(url: url)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        for (k, v) in headers { request.headers.add(name: k, value: v) }
+        request.body = .bytes(ByteBuffer(string: body))
+        do {
+            let response = try await HTTPClient.shared.execute(request, timeout: timeout)
+            let bytes = try await response.body.collect(upTo: 1 << 24)
+            return (Int(response.status.code), String(buffer: bytes))
+        } catch {
+            return nil
+        }
+    }
+
+    public static func get(_ url: String, timeout: TimeAmount = .seconds(10)) async -> (status: Int, body: String)? {
+        do {
+            let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: url), timeout: timeout)
+            let bytes = try await response.body.collect(upTo: 1 << 24)
+            return (Int(response.status.code), String(buffer: bytes))
+        } catch {
+            return nil
+        }
+    }
 }

@@ -43,7 +43,7 @@ public final class EventProcessor: Service {
             while !Task.isCancelled {
                 do {
                     if try await self.processBatch() == 0 { await self.wakeUp.wait(timeout: self.settings.pollInterval) }
-                } catch is CancellationError {
+                } catch where Task.isCancelled {
                     break
                 } catch {
                     self.logger.error("processing events failed; retrying", metadata: ["error": "\(error)"])
@@ -53,114 +53,168 @@ public final class EventProcessor: Service {
         }
     }
 
-    /// Processes one batch; returns how many events it decided.
+    /// Processes one batch; returns how many events it decided. The whole batch costs a fixed number of
+    /// statements: state is read set-at-a-time, events are decided in memory in order, results written together.
     @discardableResult
     public func processBatch() async throws -> Int {
         let now = clock.millis
-        let (count, jobs, statuses) = try await database.transaction { db -> (Int, Int, [String]) in
-            let events = try await EventStore.claim(limit: self.settings.processBatchSize, dialect: self.database.dialect, on: db)
-            guard !events.isEmpty else { return (0, 0, []) }
-            let engineOn = try await SettingsStore.get("engine.enabled", on: db) != "false"
-            let sync = try await SettingsStore.get("mapping.syncDescription", on: db) != "false"
-            let compiled = try await self.rules.engine(on: db, settings: EngineSettings(syncDescriptionOnCreate: sync))
-            var logs: [LogEntry] = []
-            var jobs = 0
-            var statuses: [String] = []
-            for event in events {
-                let result = try await self.process(event, engine: engineOn ? compiled?.engine : nil, engineOn: engineOn, now: now, on: db, logs: &logs)
-                jobs += result.jobs
-                statuses.append(result.status)
+        // A deadline, so a database that went away cannot hold the worker: the transaction rolls back and the events
+        // stay pending for the next attempt.
+        let (count, jobs, statuses) = try await withDeadline(.seconds(15)) {
+            try await self.database.transaction { db -> (Int, Int, [String]) in
+                let events = try await EventStore.claim(limit: self.settings.processBatchSize, dialect: self.database.dialect, on: db)
+                guard !events.isEmpty else { return (0, 0, []) }
+                var batch = try await Batch.load(events, now: now, on: db, processor: self)
+                for event in events { try await batch.decide(event, on: db) }
+                try await batch.write(on: db)
+                return (events.count, batch.jobs.count, batch.results.map(\.status))
             }
-            try await LogStore.write(logs, on: db)
-            return (events.count, jobs, statuses)
         }
         for status in statuses { metrics.eventProcessed(status: status) }
         if jobs > 0 { jobsWritten() }
         return count
     }
 
-    private func process(
-        _ event: InboundEvent, engine: RuleEngine?, engineOn: Bool, now: Int64, on db: any SQLDatabase, logs: inout [LogEntry]
-    ) async throws -> (status: String, jobs: Int) {
-        func finish(_ status: String, _ outcome: String, level: LogLevel = .debug, incident: String? = nil, record: String? = nil) async throws {
-            try await EventStore.markProcessed(id: event.id, status: status, outcome: outcome, now: now, on: db)
-            if let e = log.entry(level, "processing", "event \(event.id): \(outcome)", incidentId: incident, recordId: record, eventId: event.id) {
-                logs.append(e)
-            }
-        }
-        // Decode.
-        let ruleEvents: [RuleEvent]
-        var orgId: String?
-        var incidentData: JSONValue?
-        do {
-            switch event.source {
-            case .pagerduty:
-                let body = try JSONParser.parseValue(event.payload)
-                var previous: IncidentSnapshot?
-                if let id = PagerDutyIntake.incidentId(of: body), let stored = try await SnapshotStore.get(incidentId: id, on: db) {
-                    previous = IncidentSnapshot(json: try JSONParser.parseValue(stored))
-                }
-                let decoded = try PagerDutyEvent(webhook: body, previous: previous)
-                if decoded.data["type"]?.stringValue == "incident" { incidentData = decoded.data }
-                ruleEvents = [.pagerDuty(decoded)]
-            case .salesforce:
-                let body = try JSONParser.parseValue(event.payload)
-                orgId = body["orgId"]?.stringValue
-                ruleEvents = try SalesforceTriggerPayload.decode(body).map(RuleEvent.salesforce)
-            }
-        } catch {
-            try await EventStore.markProcessed(id: event.id, status: "failed", outcome: "cannot be decoded: \(error)", now: now, on: db)
-            if let e = log.entry(.error, "processing", "event \(event.id) cannot be decoded: \(error)", eventId: event.id, payload: event.payload) {
-                logs.append(e)
-            }
-            return ("failed", 0)
-        }
-        guard let ruleEvent = ruleEvents.first else {
-            try await finish("ignored", "the event holds no change")
-            return ("ignored", 0)
-        }
-        let (incidentId, recordId) = subjects(ruleEvent)
-
-        // The incident's snapshot moves on whatever happens next, so `changes` compares with the latest state.
-        if let incidentId, let incidentData {
-            try await SnapshotStore.put(incidentId: incidentId, snapshot: incidentData.serialized(), now: now, on: db)
-        }
-
-        // Echo of Switchboard's own write?
-        if let echo = try await echoOf(ruleEvent, now: now, on: db) {
-            try await finish("echo", "echo of Switchboard's own \(echo); rules not evaluated", level: .info, incident: incidentId, record: recordId)
-            return ("echo", 0)
-        }
-        guard engineOn else {
-            try await finish("ignored", "the rule engine is disabled", level: .info, incident: incidentId, record: recordId)
-            return ("ignored", 0)
-        }
-        guard let engine else {
-            try await finish("ignored", "no rules are loaded", level: .info, incident: incidentId, record: recordId)
-            return ("ignored", 0)
-        }
-
-        // Decide.
-        let links: [Link]
-        switch ruleEvent {
-        case .salesforce(let c): links = try await LinkStore.find(recordId: c.recordId, on: db).map(\.link)
-        case .pagerDuty(let e): links = try await LinkStore.find(incidentId: e.incidentId ?? "", on: db).map(\.link)
-        }
-        let evaluation = engine.evaluate(ruleEvent, links: links, now: Instant(millisecondsSince1970: event.receivedAt))
-        let subjectTarget = incidentId.map(EchoGuard.target(incident:)) ?? recordId.map(EchoGuard.target(record:)) ?? ""
-        let recentlyWritten = try await OriginStampStore.isLive(target: subjectTarget, fingerprint: EchoGuard.recentWrite, now: now, on: db)
-
+    /// One batch of events and the state they need, held in memory while they are decided.
+    private struct Batch {
+        let processor: EventProcessor
+        let now: Int64
+        let engine: RuleEngine?
+        let engineOn: Bool
+        var bodies: [Int64: JSONValue] = [:]
+        var snapshots: [String: String]
+        var changedSnapshots: [String: String] = [:]
+        var linksByRecord: [String: [Link]] = [:]
+        var linksByIncident: [String: [Link]] = [:]
+        var stamps: [String: [OriginStamp]] = [:]
+        var consumedStamps: [Int64] = []
+        var suspended: Set<String>
         var jobs: [NewOutboundJob] = []
-        var suspendedRules = Set<String>()
-        for (index, action) in evaluation.actions.enumerated() {
-            let ruleKey = action.ruleset + "/" + action.rule
-            if suspendedRules.contains(ruleKey) { continue }
-            if recentlyWritten, !jobs.contains(where: { $0.ruleset == action.ruleset && $0.rule == action.rule }) {
-                if let suspension = try await HopStore.recordHop(
-                    ruleKey: ruleKey, subject: subjectTarget, limit: settings.hopLimit, window: settings.hopWindowMilliseconds, now: now, on: db)
+        var results: [(id: Int64, status: String, outcome: String?)] = []
+        var logs: [LogEntry] = []
+
+        static func load(_ events: [InboundEvent], now: Int64, on db: any SQLDatabase, processor: EventProcessor) async throws -> Batch {
+            let settings = try await SettingsStore.getMany(["engine.enabled", "mapping.syncDescription"], on: db)
+            let engineOn = settings["engine.enabled"] != "false"
+            let sync = settings["mapping.syncDescription"] != "false"
+            let compiled = engineOn ? try await processor.rules.engine(on: db, settings: EngineSettings(syncDescriptionOnCreate: sync)) : nil
+            var bodies: [Int64: JSONValue] = [:]
+            var incidents = Set<String>()
+            var records = Set<String>()
+            for event in events {
+                guard let body = try? JSONParser.parseValue(event.payload) else { continue }
+                bodies[event.id] = body
+                switch event.source {
+                case .pagerduty: if let id = PagerDutyIntake.incidentId(of: body) { incidents.insert(id) }
+                case .salesforce:
+                    for key in body["new"]?.objectValue?.keys ?? [] { records.insert(SalesforceId.normalized(key)) }
+                }
+            }
+            let targets = incidents.map(EchoGuard.target(incident:)) + records.map(EchoGuard.target(record:))
+            var batch = Batch(
+                processor: processor, now: now, engine: compiled?.engine, engineOn: engineOn, bodies: bodies,
+                snapshots: try await SnapshotStore.getMany(incidentIds: Array(incidents), on: db),
+                suspended: try await HopStore.suspended(subjects: targets, on: db))
+            for stored in try await LinkStore.findAny(recordIds: Array(records), incidentIds: Array(incidents), on: db) {
+                batch.linksByRecord[stored.link.recordId, default: []].append(stored.link)
+                batch.linksByIncident[stored.link.incidentId, default: []].append(stored.link)
+            }
+            for stamp in try await OriginStampStore.live(targets: targets, now: now, on: db) {
+                batch.stamps[stamp.target, default: []].append(stamp)
+            }
+            return batch
+        }
+
+        private mutating func hasStamp(_ target: String, _ fingerprint: String) -> Bool {
+            stamps[target]?.contains { $0.fingerprint == fingerprint } ?? false
+        }
+
+        private mutating func consumeStamp(_ target: String, _ fingerprint: String) -> Bool {
+            guard let i = stamps[target]?.firstIndex(where: { $0.fingerprint == fingerprint }), let stamp = stamps[target]?.remove(at: i) else {
+                return false
+            }
+            consumedStamps.append(stamp.id)
+            return true
+        }
+
+        private mutating func finish(_ event: InboundEvent, _ status: String, _ outcome: String, level: LogLevel = .debug, incident: String? = nil, record: String? = nil, payload: String? = nil) {
+            results.append((event.id, status, outcome))
+            if let e = processor.log.entry(level, "processing", "event \(event.id): \(outcome)", incidentId: incident, recordId: record, eventId: event.id, payload: payload) {
+                logs.append(e)
+            }
+        }
+
+        mutating func decide(_ event: InboundEvent, on db: any SQLDatabase) async throws {
+            // Decode.
+            let ruleEvent: RuleEvent
+            var orgId: String?
+            do {
+                guard let body = bodies[event.id] else { throw DocumentError("the payload is not valid JSON") }
+                switch event.source {
+                case .pagerduty:
+                    let incidentId = PagerDutyIntake.incidentId(of: body)
+                    let previous = incidentId.flatMap { snapshots[$0] }.flatMap { try? JSONParser.parseValue($0) }.flatMap(IncidentSnapshot.init(json:))
+                    let decoded = try PagerDutyEvent(webhook: body, previous: previous)
+                    // The snapshot moves on whatever happens next, so `changes` compares with the latest state.
+                    if let id = decoded.incidentId, decoded.data["type"]?.stringValue == "incident" {
+                        let text = decoded.data.serialized()
+                        snapshots[id] = text
+                        changedSnapshots[id] = text
+                    }
+                    ruleEvent = .pagerDuty(decoded)
+                case .salesforce:
+                    orgId = body["orgId"]?.stringValue
+                    guard let change = try SalesforceTriggerPayload.decode(body).first else { throw DocumentError("the event holds no change") }
+                    ruleEvent = .salesforce(change)
+                }
+            } catch {
+                finish(event, "failed", "cannot be decoded: \(error)", level: .error, payload: event.payload)
+                return
+            }
+            let incidentId: String?
+            let recordId: String?
+            let subject: String
+            let links: [Link]
+            switch ruleEvent {
+            case .salesforce(let c):
+                (incidentId, recordId, subject) = (nil, c.recordId, EchoGuard.target(record: c.recordId))
+                links = linksByRecord[c.recordId] ?? []
+            case .pagerDuty(let e):
+                (incidentId, recordId, subject) = (e.incidentId, nil, EchoGuard.target(incident: e.incidentId ?? ""))
+                links = linksByIncident[e.incidentId ?? ""] ?? []
+            }
+
+            // Echo of Switchboard's own write?
+            if let echo = echoOf(ruleEvent, subject: subject) {
+                finish(event, "echo", "echo of Switchboard's own \(echo); rules not evaluated", level: .info, incident: incidentId, record: recordId)
+                return
+            }
+            guard engineOn else {
+                finish(event, "ignored", "the rule engine is disabled", level: .info, incident: incidentId, record: recordId)
+                return
+            }
+            guard let engine else {
+                finish(event, "ignored", "no rules are loaded", level: .info, incident: incidentId, record: recordId)
+                return
+            }
+
+            // Decide.
+            let evaluation = engine.evaluate(ruleEvent, links: links, now: Instant(millisecondsSince1970: event.receivedAt))
+            let recentlyWritten = hasStamp(subject, EchoGuard.recentWrite)
+            var planned = 0
+            var suspendedHere = Set<String>()
+            var counted = Set<String>()
+            let settings = processor.settings
+            for (index, action) in evaluation.actions.enumerated() {
+                let ruleKey = action.ruleset + "/" + action.rule
+                if suspendedHere.contains(ruleKey) || suspended.contains(ruleKey + "\u{1F}" + subject) { continue }
+                if recentlyWritten, counted.insert(ruleKey).inserted,
+                    let suspension = try await HopStore.recordHop(
+                        ruleKey: ruleKey, subject: subject, limit: settings.hopLimit, window: settings.hopWindowMilliseconds, now: now, on: db)
                 {
-                    suspendedRules.insert(ruleKey)
-                    if let e = log.entry(
+                    suspendedHere.insert(ruleKey)
+                    suspended.insert(ruleKey + "\u{1F}" + subject)
+                    if let e = processor.log.entry(
                         .error, "loop", "rule \"\(action.rule)\" of \"\(action.ruleset)\" \(suspension.reason)", incidentId: incidentId, recordId: recordId,
                         eventId: event.id)
                     {
@@ -168,54 +222,41 @@ public final class EventProcessor: Service {
                     }
                     continue
                 }
-            } else if try await HopStore.isSuspended(ruleKey: ruleKey, subject: subjectTarget, on: db) {
-                suspendedRules.insert(ruleKey)
-                continue
+                planned += 1
+                jobs.append(
+                    NewOutboundJob(
+                        idempotencyKey: "event-\(event.id)-action-\(index)", eventId: event.id, partitionKey: event.partitionKey,
+                        action: action.action.rawValue, ruleset: action.ruleset, rule: action.rule, payload: JobPayload.encode(action, orgId: orgId),
+                        receivedAt: event.receivedAt))
             }
-            jobs.append(
-                NewOutboundJob(
-                    idempotencyKey: "event-\(event.id)-action-\(index)", eventId: event.id, partitionKey: event.partitionKey, action: action.action.rawValue,
-                    ruleset: action.ruleset, rule: action.rule, payload: JobPayload.encode(action, orgId: orgId)))
+            let matched = evaluation.rules.filter(\.matched).map { "\"\($0.rule)\"" }
+            let outcome =
+                planned == 0
+                ? (matched.isEmpty ? "no rule matched" : "rules \(matched.joined(separator: ", ")) matched; no action needed")
+                : "\(planned) action\(planned == 1 ? "" : "s") planned by \(matched.joined(separator: ", "))"
+            finish(event, "processed", outcome, level: planned == 0 ? .debug : .info, incident: incidentId, record: recordId)
         }
-        try await JobStore.enqueue(jobs, maxAttempts: settings.maxAttempts, now: now, on: db)
-        let matched = evaluation.rules.filter(\.matched).map { "\"\($0.rule)\"" }
-        let outcome =
-            jobs.isEmpty
-            ? (matched.isEmpty ? "no rule matched" : "rules \(matched.joined(separator: ", ")) matched; no action needed")
-            : "\(jobs.count) action\(jobs.count == 1 ? "" : "s") planned by \(matched.joined(separator: ", "))"
-        try await finish("processed", outcome, level: jobs.isEmpty ? .debug : .info, incident: incidentId, record: recordId)
-        return ("processed", jobs.count)
-    }
 
-    private func subjects(_ event: RuleEvent) -> (incident: String?, record: String?) {
-        switch event {
-        case .salesforce(let c): (nil, c.recordId)
-        case .pagerDuty(let e): (e.incidentId, nil)
+        /// What own write this event echoes, if it does; consumes the matching stamps.
+        private mutating func echoOf(_ event: RuleEvent, subject: String) -> String? {
+            switch event {
+            case .pagerDuty(let e):
+                return consumeStamp(subject, e.eventName) ? e.eventName : nil
+            case .salesforce(let c):
+                if c.isInsert { return consumeStamp(subject, "create") ? "creation of \(c.object) \(c.recordId)" : nil }
+                let changed = EchoGuard.changedFields(c)
+                guard !changed.isEmpty, changed.allSatisfy({ hasStamp(subject, EchoGuard.fieldFingerprint($0.0, $0.1)) }) else { return nil }
+                for (field, value) in changed { _ = consumeStamp(subject, EchoGuard.fieldFingerprint(field, value)) }
+                return "update of " + changed.map { "\($0.0) = \"\($0.1)\"" }.joined(separator: ", ")
+            }
         }
-    }
 
-    /// What own write this event echoes, if it does.
-    private func echoOf(_ event: RuleEvent, now: Int64, on db: any SQLDatabase) async throws -> String? {
-        switch event {
-        case .pagerDuty(let e):
-            guard let incident = e.incidentId else { return nil }
-            let target = EchoGuard.target(incident: incident)
-            return try await OriginStampStore.consume(target: target, fingerprint: e.eventName, now: now, on: db) ? e.eventName : nil
-        case .salesforce(let c):
-            let target = EchoGuard.target(record: c.recordId)
-            if c.isInsert {
-                return try await OriginStampStore.consume(target: target, fingerprint: "create", now: now, on: db) ? "creation of \(c.object) \(c.recordId)" : nil
-            }
-            let changed = EchoGuard.changedFields(c)
-            guard !changed.isEmpty else { return nil }
-            for (field, value) in changed
-            where !(try await OriginStampStore.isLive(target: target, fingerprint: EchoGuard.fieldFingerprint(field, value), now: now, on: db)) {
-                return nil
-            }
-            for (field, value) in changed {
-                _ = try await OriginStampStore.consume(target: target, fingerprint: EchoGuard.fieldFingerprint(field, value), now: now, on: db)
-            }
-            return "update of " + changed.map { "\($0.0) = \"\($0.1)\"" }.joined(separator: ", ")
+        func write(on db: any SQLDatabase) async throws {
+            try await SnapshotStore.putMany(changedSnapshots.map { ($0.key, $0.value) }, now: now, on: db)
+            try await OriginStampStore.delete(ids: consumedStamps, on: db)
+            try await JobStore.enqueue(jobs, maxAttempts: processor.settings.maxAttempts, now: now, on: db)
+            try await EventStore.markProcessed(results, now: now, on: db)
+            try await LogStore.write(logs, on: db)
         }
     }
 }

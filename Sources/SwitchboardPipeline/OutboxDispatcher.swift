@@ -46,7 +46,7 @@ public final class OutboxDispatcher: Service {
                 do {
                     let done = try await self.dispatchRound()
                     if done == 0 { await self.wakeUp.wait(timeout: try await self.idleWait()) }
-                } catch is CancellationError {
+                } catch where Task.isCancelled {
                     break
                 } catch {
                     self.logger.error("dispatching jobs failed; retrying", metadata: ["error": "\(error)"])
@@ -58,132 +58,174 @@ public final class OutboxDispatcher: Service {
 
     /// How long to sleep when idle: until the next retry is due, at most one poll interval.
     private func idleWait() async throws -> Duration {
-        let due = try await database.read { db in try await JobStore.nextDue(on: db) }
+        let database = self.database
+        let due = try await withDeadline(.seconds(5)) { try await database.read { db in try await JobStore.nextDue(on: db) } }
         guard let due else { return settings.pollInterval }
         let ms = max(1, due - clock.millis)
         return min(settings.pollInterval, .milliseconds(ms))
     }
 
-    /// Claims and carries out one round of jobs concurrently; returns how many were attempted.
+    /// Claims and carries out one round of jobs concurrently, then records every success in one transaction;
+    /// returns how many were attempted.
     @discardableResult
     public func dispatchRound() async throws -> Int {
         let now = clock.millis
-        let jobs = try await database.transaction { db in
-            try await JobStore.claim(
-                worker: self.worker, limit: self.settings.dispatchConcurrency, now: now, leaseUntil: now + self.settings.leaseMilliseconds,
-                dialect: self.database.dialect, on: db)
-        }
-        guard !jobs.isEmpty else { return 0 }
-        await withTaskGroup(of: Void.self) { group in
-            for job in jobs {
-                group.addTask { await self.carryOut(job) }
+        let jobs = try await withDeadline(.seconds(10)) {
+            try await self.database.transaction { db in
+                try await JobStore.claim(
+                    worker: self.worker, limit: self.settings.dispatchConcurrency, now: now, leaseUntil: now + self.settings.leaseMilliseconds,
+                    dialect: self.database.dialect, on: db)
             }
         }
+        guard !jobs.isEmpty else { return 0 }
+        let prepared = try await prepare(jobs)
+        let results = await withTaskGroup(of: (OutboundJob, Result<Done, ActionFailure>).self) { group in
+            for (job, step) in zip(jobs, prepared) {
+                group.addTask {
+                    switch step {
+                    case .failed(let failure): return (job, .failure(failure))
+                    case .alreadyDone(let reason): return (job, .success(Done(request: nil, outcome: ActionOutcome(detail: reason), note: reason)))
+                    case .perform(let request):
+                        let started = ContinuousClock.now
+                        let result: Result<ActionOutcome, ActionFailure> = await {
+                            do throws(ActionFailure) { return .success(try await self.sink.perform(request)) } catch { return .failure(error) }
+                        }()
+                        self.metrics.actionLatency(action: job.action, nanoseconds: (ContinuousClock.now - started).nanoseconds)
+                        return (job, result.map { Done(request: request, outcome: $0, note: nil) })
+                    }
+                }
+            }
+            var all: [(OutboundJob, Result<Done, ActionFailure>)] = []
+            for await r in group { all.append(r) }
+            return all.sorted { $0.0.id < $1.0.id }
+        }
+        var successes: [(OutboundJob, Done)] = []
+        for (job, result) in results {
+            switch result {
+            case .success(let done): successes.append((job, done))
+            case .failure(let failure): try? await fail(job, failure)
+            }
+        }
+        try await record(successes)
         return jobs.count
     }
 
-    private func carryOut(_ job: OutboundJob) async {
-        let started = ContinuousClock.now
-        do {
-            let (planned, orgId) = try JobPayload.decode(job.payload)
-            let prepared = try await prepare(job, planned, orgId: orgId)
-            switch prepared {
-            case .alreadyDone(let reason):
-                try await complete(job, request: nil, outcome: ActionOutcome(detail: reason), note: reason)
-            case .perform(let request):
-                let outcome: ActionOutcome
-                do {
-                    outcome = try await sink.perform(request)
-                } catch {
-                    try await fail(job, error)
-                    return
-                }
-                metrics.actionLatency(action: job.action, nanoseconds: (ContinuousClock.now - started).nanoseconds)
-                try await complete(job, request: request, outcome: outcome, note: nil)
-            }
-        } catch let failure as ActionFailure {
-            try? await fail(job, failure)
-        } catch {
-            try? await fail(job, .retryable("\(error)"))
-        }
+    private struct Done: Sendable {
+        var request: ActionRequest?
+        var outcome: ActionOutcome
+        /// Why nothing was done (the creation had happened already).
+        var note: String?
     }
 
-    private enum Prepared {
+    private enum Step: Sendable {
         case perform(ActionRequest)
         case alreadyDone(String)
+        case failed(ActionFailure)
     }
 
-    /// Resolves the job's target and checks that a creation has not already happened.
-    private func prepare(_ job: OutboundJob, _ planned: PlannedAction, orgId: String?) async throws -> Prepared {
-        var request = ActionRequest(
-            idempotencyKey: job.idempotencyKey, action: planned.action, ruleset: planned.ruleset, rule: planned.rule, incidentId: planned.incidentId,
-            object: planned.recordObject, recordId: planned.recordId, orgId: orgId, parameters: planned.parameters)
-        switch planned.target {
-        case .createdIncident(let object, let record):
-            let links = try await database.read { db in try await LinkStore.find(recordId: record, on: db) }
-            guard let link = links.first(where: { $0.link.object.lowercased() == object.lowercased() }) else {
-                throw ActionFailure.permanent("no incident was created for \(object) \(record), so \(planned.action.rawValue) has nothing to act on")
+    /// Resolves each job's target and checks that creations have not happened yet: a retried or replayed job
+    /// never creates a second incident or record. One read for the whole round.
+    private func prepare(_ jobs: [OutboundJob]) async throws -> [Step] {
+        let decoded = jobs.map { try? JobPayload.decode($0.payload) }
+        var records = Set<String>()
+        var incidents = Set<String>()
+        for d in decoded.compactMap({ $0 }) {
+            switch d.action.target {
+            case .createdIncident(_, let record): records.insert(record)
+            case .creation where d.action.action == .createIncident: records.insert(d.action.sourceId)
+            case .creation where d.action.action == .createRecord: incidents.insert(d.action.sourceId)
+            default: break
             }
-            request.incidentId = link.link.incidentId
-        case .creation where planned.action == .createIncident:
-            // A link check before create: a retried or replayed job never creates a second incident.
-            let links = try await database.read { db in try await LinkStore.find(recordId: planned.sourceId, on: db) }
-            if let existing = links.first(where: { $0.link.object.lowercased() == planned.sourceObject.lowercased() }) {
-                return .alreadyDone("\(planned.sourceObject) \(planned.sourceId) is already linked to incident \(existing.link.incidentId)")
-            }
-        case .creation where planned.action == .createRecord:
-            let object = planned.parameters["object"]?.stringValue ?? ""
-            let links = try await database.read { db in try await LinkStore.find(incidentId: planned.sourceId, on: db) }
-            if let existing = links.first(where: { $0.link.object.lowercased() == object.lowercased() }) {
-                return .alreadyDone("incident \(planned.sourceId) is already linked to \(object) \(existing.link.recordId)")
-            }
-            request.incidentId = planned.sourceId
-        default:
-            break
         }
-        return .perform(request)
+        let recordList = Array(records)
+        let incidentList = Array(incidents)
+        let links =
+            records.isEmpty && incidents.isEmpty
+            ? [] : try await database.read { db in try await LinkStore.findAny(recordIds: recordList, incidentIds: incidentList, on: db) }
+        return zip(jobs, decoded).map { job, d -> Step in
+            guard let (planned, orgId) = d else { return .failed(.permanent("the job's payload is not a planned action")) }
+            var request = ActionRequest(
+                idempotencyKey: job.idempotencyKey, action: planned.action, ruleset: planned.ruleset, rule: planned.rule,
+                incidentId: planned.incidentId, object: planned.recordObject, recordId: planned.recordId, orgId: orgId,
+                parameters: planned.parameters)
+            switch planned.target {
+            case .createdIncident(let object, let record):
+                guard let link = links.first(where: { SalesforceId.same($0.link.recordId, record) && $0.link.object.lowercased() == object.lowercased() })
+                else {
+                    return .failed(.permanent("no incident was created for \(object) \(record), so \(planned.action.rawValue) has nothing to act on"))
+                }
+                request.incidentId = link.link.incidentId
+            case .creation where planned.action == .createIncident:
+                if let existing = links.first(where: {
+                    SalesforceId.same($0.link.recordId, planned.sourceId) && $0.link.object.lowercased() == planned.sourceObject.lowercased()
+                }) {
+                    return .alreadyDone("\(planned.sourceObject) \(planned.sourceId) is already linked to incident \(existing.link.incidentId)")
+                }
+            case .creation where planned.action == .createRecord:
+                let object = planned.parameters["object"]?.stringValue ?? ""
+                if let existing = links.first(where: { $0.link.incidentId == planned.sourceId && $0.link.object.lowercased() == object.lowercased() }) {
+                    return .alreadyDone("incident \(planned.sourceId) is already linked to \(object) \(existing.link.recordId)")
+                }
+                request.incidentId = planned.sourceId
+            default:
+                break
+            }
+            return .perform(request)
+        }
     }
 
-    private func complete(_ job: OutboundJob, request: ActionRequest?, outcome: ActionOutcome, note: String?) async throws {
+    /// Records successes: jobs done, new links, origin stamps and log entries, in one transaction.
+    private func record(_ successes: [(OutboundJob, Done)]) async throws {
+        guard !successes.isEmpty else { return }
         let now = clock.millis
-        let entry: LogEntry?
-        if let note {
-            entry = log.entry(.info, "dispatch", "\(job.action) (job \(job.id)) skipped: \(note)", eventId: job.eventId)
-        } else {
-            var text = "\(job.action) (job \(job.id)) done"
-            if let id = outcome.createdIncidentId { text += ": incident \(id) created" }
-            if let id = outcome.createdRecordId { text += ": record \(id) created" }
-            entry = log.entry(.info, "dispatch", text, incidentId: request?.incidentId ?? outcome.createdIncidentId, recordId: request?.recordId, eventId: job.eventId)
-        }
-        let settings = self.settings
-        let worker = self.worker
-        let stored = try await database.transaction { db -> Bool in
-            guard try await JobStore.complete(id: job.id, worker: worker, result: outcome.detail ?? outcome.createdIncidentId ?? outcome.createdRecordId, now: now, on: db)
-            else { return false }
-            if let request {
-                // Link bookkeeping for creations.
+        var links: [Link] = []
+        var stamps: [(target: String, fingerprint: String, ttl: Int64)] = []
+        var entries: [Int64: LogEntry] = [:]
+        for (job, done) in successes {
+            if let request = done.request {
+                let outcome = done.outcome
                 if request.action == .createIncident, let incident = outcome.createdIncidentId, let record = request.recordId, let object = request.object {
-                    try await LinkStore.add(Link(incidentId: incident, object: object, recordId: record, orgId: request.orgId), by: "rule", now: now, on: db)
+                    links.append(Link(incidentId: incident, object: object, recordId: record, orgId: request.orgId))
                 }
                 if request.action == .createRecord, let record = outcome.createdRecordId, let incident = request.incidentId {
                     let object = request.parameters["object"]?.stringValue ?? request.object ?? "Case"
-                    try await LinkStore.add(Link(incidentId: incident, object: object, recordId: record, orgId: request.orgId), by: "rule", now: now, on: db)
+                    links.append(Link(incidentId: incident, object: object, recordId: record, orgId: request.orgId))
                 }
                 for (target, fingerprint) in EchoGuard.stamps(for: request, outcome: outcome) {
-                    let ttl = fingerprint == EchoGuard.recentWrite ? settings.hopWindowMilliseconds : settings.stampTTLMilliseconds
-                    try await OriginStampStore.add(target: target, fingerprint: fingerprint, now: now, ttl: ttl, on: db)
+                    stamps.append((target, fingerprint, fingerprint == EchoGuard.recentWrite ? settings.hopWindowMilliseconds : settings.stampTTLMilliseconds))
                 }
+                var text = "\(job.action) (job \(job.id)) done"
+                if let id = outcome.createdIncidentId { text += ": incident \(id) created" }
+                if let id = outcome.createdRecordId { text += ": record \(id) created" }
+                entries[job.id] = log.entry(.info, "dispatch", text, incidentId: request.incidentId ?? outcome.createdIncidentId, recordId: request.recordId, eventId: job.eventId)
+            } else if let note = done.note {
+                entries[job.id] = log.entry(.info, "dispatch", "\(job.action) (job \(job.id)) skipped: \(note)", eventId: job.eventId)
             }
-            if let entry { try await LogStore.write([entry], on: db) }
-            return true
         }
-        if stored {
-            metrics.action(job.action, outcome: note == nil ? "done" : "skipped")
-            if let received = try? await database.read({ db in try await EventStore.find(id: job.eventId ?? -1, on: db)?.receivedAt }) {
-                metrics.endToEndLatency(nanoseconds: (now - received) * 1_000_000)
+        let worker = self.worker
+        let results = successes.map { ($0.0.id, $0.1.outcome.detail ?? $0.1.outcome.createdIncidentId ?? $0.1.outcome.createdRecordId) }
+        let recordedLinks = links
+        let recordedStamps = stamps
+        let logEntries = entries
+        let database = self.database
+        // Unrecorded successes (the database went away) run again after their lease: their keys keep them single.
+        let recorded = try await withDeadline(.seconds(15)) {
+            try await database.transaction { db -> Set<Int64> in
+            let recorded = try await JobStore.complete(results, worker: worker, now: now, on: db)
+            // A job whose lease passed to another process is that process's to record.
+            try await LinkStore.addMany(recordedLinks, by: "rule", now: now, on: db)
+            try await OriginStampStore.addMany(recordedStamps, now: now, on: db)
+            try await LogStore.write(recorded.sorted().compactMap { logEntries[$0] }, on: db)
+            return recorded
             }
-        } else {
-            logger.warning("job \(job.id) finished after its lease passed to another process; its result is not recorded twice")
+        }
+        for (job, done) in successes {
+            guard recorded.contains(job.id) else {
+                logger.warning("job \(job.id) finished after its lease passed to another process; its result is not recorded twice")
+                continue
+            }
+            metrics.action(job.action, outcome: done.note == nil ? "done" : "skipped")
+            if let received = job.receivedAt { metrics.endToEndLatency(nanoseconds: max(0, now - received) * 1_000_000) }
         }
     }
 

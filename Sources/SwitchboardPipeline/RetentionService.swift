@@ -27,7 +27,7 @@ public final class RetentionService: Service {
                 do {
                     await self.log.reload(from: self.database)
                     try await self.purge()
-                } catch is CancellationError {
+                } catch where Task.isCancelled {
                     break
                 } catch {
                     self.logger.error("the retention purge failed", metadata: ["error": "\(error)"])

@@ -12,8 +12,14 @@ public struct NewOutboundJob: Sendable, Hashable {
     public var rule: String?
     /// The planned action as JSON.
     public var payload: String
+    /// When the event that planned it arrived, for the event-to-action latency.
+    public var receivedAt: Int64?
 
-    public init(idempotencyKey: String, eventId: Int64?, partitionKey: String, action: String, ruleset: String?, rule: String?, payload: String) {
+    public init(
+        idempotencyKey: String, eventId: Int64?, partitionKey: String, action: String, ruleset: String?, rule: String?, payload: String,
+        receivedAt: Int64? = nil
+    ) {
+        self.receivedAt = receivedAt
         self.idempotencyKey = idempotencyKey
         self.eventId = eventId
         self.partitionKey = partitionKey
@@ -43,8 +49,10 @@ public struct OutboundJob: Sendable, Hashable {
     public var result: String?
     public var createdAt: Int64
     public var updatedAt: Int64
+    public var receivedAt: Int64?
 
     init(row: any SQLRow) throws {
+        receivedAt = try row.decode(column: "received_at", as: Int64?.self)
         id = try row.decode(column: "id", as: Int64.self)
         idempotencyKey = try row.decode(column: "idempotency_key", as: String.self)
         eventId = try row.decode(column: "event_id", as: Int64?.self)
@@ -92,13 +100,13 @@ public enum JobStore {
     public static func enqueue(_ jobs: [NewOutboundJob], maxAttempts: Int, now: Int64, on db: any SQLDatabase) async throws -> Int {
         guard !jobs.isEmpty else { return 0 }
         var query = SQLQueryString(
-            "INSERT INTO outbound_jobs (idempotency_key, event_id, partition_key, action, ruleset, rule, payload, status, attempts, max_attempts, run_after, created_at, updated_at) VALUES "
+            "INSERT INTO outbound_jobs (idempotency_key, event_id, partition_key, action, ruleset, rule, payload, status, attempts, max_attempts, run_after, created_at, updated_at, received_at) VALUES "
         )
         for (i, j) in jobs.enumerated() {
             if i > 0 { query += ", " }
             query += """
                 (\(bind: j.idempotencyKey), \(bind: j.eventId), \(bind: j.partitionKey), \(bind: j.action), \(bind: j.ruleset), \(bind: j.rule), \
-                \(bind: j.payload), 'pending', 0, \(bind: maxAttempts), \(bind: now), \(bind: now), \(bind: now))
+                \(bind: j.payload), 'pending', 0, \(bind: maxAttempts), \(bind: now), \(bind: now), \(bind: now), \(bind: j.receivedAt))
                 """
         }
         query += " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id"

@@ -69,7 +69,10 @@ public enum Migrations {
                 """,
                 "CREATE TABLE leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at BIGINT NOT NULL)",
             ]
-        }
+        },
+        Migration(version: 2, name: "event arrival time on jobs, for the event-to-action latency") { _ in
+            ["ALTER TABLE outbound_jobs ADD COLUMN received_at BIGINT"]
+        },
     ]
 
     /// Applies the steps not applied yet. Safe to run from several processes at once: on PostgreSQL an

@@ -60,7 +60,7 @@ struct OperationsTests {
         defer { dir.remove() }
         let recorder = try await RecordingServer.start()
         let (url, name) = try await TestPostgres.createDatabase()
-        let env = ["SWITCHBOARD_DATABASE_URL": url, "SWITCHBOARD_SINK_URL": recorder.url, "SWITCHBOARD_LOG_LEVEL": "critical"]
+        let env = ["SWITCHBOARD_DATABASE_URL": url, "SWITCHBOARD_SINK_URL": recorder.url, "SWITCHBOARD_LOG_LEVEL": "warning", "SWITCHBOARD_PIPELINE_LEASE_SECONDS": "3"]
         let rules = dir.file("rules.yaml")
         try FaultScenarios.rules.write(toFile: rules, atomically: true, encoding: .utf8)
         #expect(try runSwitchboard(["rules", "import", rules], environment: env).status == 0)
@@ -98,7 +98,8 @@ struct OperationsTests {
             if creates == 2 { break }
             try await Task.sleep(for: .milliseconds(100))
         }
-        #expect(creates == 2)
+        let status = await HTTP.get(serve.baseURL + "/status")?.body ?? ""
+        #expect(creates == 2, "status: \(status)\nlog: \(serve.log.suffix(3000))")
         serve.terminate()
         await recorder.stop()
         await TestPostgres.dropDatabase(name)

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# HTTP benchmarks: durable intake rate (wrk) on SQLite and PostgreSQL, and end-to-end latency at a constant
+# rate with the recording sink. Needs wrk (Debian package) and a release build:
+#   swift build -c release --product switchboard
+#   Benchmarks/http/run.sh [postgres://user:password@127.0.0.1:5432/database]
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+bin="$root/.build/release/switchboard"
+pg_url=${1:-}
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+export SWITCHBOARD_LOG_LEVEL=warning
+
+cat > "$work/rules.yaml" <<'RULES'
+version: 1
+rulesets:
+  - name: bench
+    rules:
+      - name: page on high priority
+        object: Case
+        runOn: salesforce
+        conditions: [{ field: Priority, operator: equals, value: High }]
+        applyTo: new
+        actions: [{ action: createIncident, service: PBENCH, title: { prefix: "Case ", fields: [CaseNumber] } }]
+RULES
+
+start_serve() { # database-url extra-args...
+    local db=$1; shift
+    "$bin" rules import "$work/rules.yaml" --database-url "$db" >/dev/null
+    "$bin" serve --port 0 --database-url "$db" "$@" > "$work/serve.log" 2>&1 &
+    serve_pid=$!
+    for _ in $(seq 1 100); do
+        port=$(grep -o 'listening on http://127.0.0.1:[0-9]*' "$work/serve.log" | grep -o '[0-9]*$' || true)
+        [ -n "$port" ] && return 0
+        sleep 0.1
+    done
+    cat "$work/serve.log"; exit 1
+}
+
+intake() { # label database-url
+    start_serve "$2"
+    echo "== durable intake, $1 (wrk -t2 -c64 -d10s, three runs)"
+    for run in 1 2 3; do
+        wrk -t2 -c64 -d10s -s "$here/intake.lua" "http://127.0.0.1:$port" | grep -E "Requests/sec|Latency|Non-2xx" | sed "s/^/  run $run: /"
+    done
+    kill -TERM "$serve_pid"; wait "$serve_pid" || true
+}
+
+intake "SQLite (WAL, synchronous=FULL)" "$work/intake.sqlite"
+if [ -n "$pg_url" ]; then intake "PostgreSQL" "$pg_url"; fi
+
+echo "== end to end at 1,000 events/s, SQLite, recording sink (30 s)"
+sink_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+start_serve "$work/latency.sqlite" --sink-url "http://127.0.0.1:$sink_port/actions"
+python3 "$here/latency.py" --target "http://127.0.0.1:$port" --sink-port "$sink_port" --rate 1000 --seconds "${LATENCY_SECONDS:-30}" --pid "$serve_pid"
+kill -TERM "$serve_pid"; wait "$serve_pid" || true

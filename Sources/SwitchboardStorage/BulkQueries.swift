@@ -1,0 +1,150 @@
+import SQLKit
+import SwitchboardCore
+
+// Set-at-a-time reads and writes for the pipeline's batches: a batch costs a handful of statements whatever
+// its size, which matters most on SQLite, where every statement is a trip to its thread.
+
+extension SettingsStore {
+    /// Several plain (non-secret) settings at once.
+    public static func getMany(_ keys: [String], on db: any SQLDatabase) async throws -> [String: String] {
+        guard !keys.isEmpty else { return [:] }
+        var out: [String: String] = [:]
+        for row in try await db.raw("SELECT key, value FROM settings WHERE is_secret = 0 AND key IN (\(binds: keys))").all() {
+            out[try row.decode(column: "key", as: String.self)] = try row.decode(column: "value", as: String.self)
+        }
+        return out
+    }
+}
+
+extension SnapshotStore {
+    public static func getMany(incidentIds: [String], on db: any SQLDatabase) async throws -> [String: String] {
+        guard !incidentIds.isEmpty else { return [:] }
+        var out: [String: String] = [:]
+        for row in try await db.raw("SELECT incident_id, snapshot FROM incident_snapshots WHERE incident_id IN (\(binds: incidentIds))").all() {
+            out[try row.decode(column: "incident_id", as: String.self)] = try row.decode(column: "snapshot", as: String.self)
+        }
+        return out
+    }
+
+    public static func putMany(_ snapshots: [(incidentId: String, snapshot: String)], now: Int64, on db: any SQLDatabase) async throws {
+        guard !snapshots.isEmpty else { return }
+        var query = SQLQueryString("INSERT INTO incident_snapshots (incident_id, snapshot, updated_at) VALUES ")
+        for (i, s) in snapshots.enumerated() {
+            if i > 0 { query += ", " }
+            query += "(\(bind: s.incidentId), \(bind: s.snapshot), \(bind: now))"
+        }
+        query += " ON CONFLICT (incident_id) DO UPDATE SET snapshot = EXCLUDED.snapshot, updated_at = EXCLUDED.updated_at"
+        try await db.raw(query).run()
+    }
+}
+
+extension LinkStore {
+    /// Links touching any of the records or incidents.
+    public static func findAny(recordIds: [String], incidentIds: [String], on db: any SQLDatabase) async throws -> [StoredLink] {
+        let records = recordIds.map(SalesforceId.normalized)
+        guard !records.isEmpty || !incidentIds.isEmpty else { return [] }
+        var query = SQLQueryString("SELECT * FROM links WHERE 1 = 0")
+        if !records.isEmpty { query += " OR record_id IN (\(binds: records))" }
+        if !incidentIds.isEmpty { query += " OR incident_id IN (\(binds: incidentIds))" }
+        return try await db.raw(query).all().map(StoredLink.init(row:))
+    }
+
+    /// Adds several links; existing ones are left alone.
+    public static func addMany(_ links: [Link], by actor: String?, now: Int64, on db: any SQLDatabase) async throws {
+        guard !links.isEmpty else { return }
+        var query = SQLQueryString("INSERT INTO links (incident_id, org_id, object, record_id, subdomain, created_at, created_by) VALUES ")
+        for (i, l) in links.enumerated() {
+            if i > 0 { query += ", " }
+            query += "(\(bind: l.incidentId), \(bind: l.orgId ?? ""), \(bind: l.object), \(bind: l.recordId), NULL, \(bind: now), \(bind: actor))"
+        }
+        query += " ON CONFLICT (incident_id, org_id, object, record_id) DO NOTHING"
+        try await db.raw(query).run()
+    }
+}
+
+/// A live origin stamp.
+public struct OriginStamp: Sendable, Hashable {
+    public var id: Int64
+    public var target: String
+    public var fingerprint: String
+}
+
+extension OriginStampStore {
+    public static func live(targets: [String], now: Int64, on db: any SQLDatabase) async throws -> [OriginStamp] {
+        guard !targets.isEmpty else { return [] }
+        return try await db.raw(
+            "SELECT id, target, fingerprint FROM origin_stamps WHERE target IN (\(binds: targets)) AND expires_at >= \(bind: now) ORDER BY id"
+        ).all().map {
+            OriginStamp(
+                id: try $0.decode(column: "id", as: Int64.self), target: try $0.decode(column: "target", as: String.self),
+                fingerprint: try $0.decode(column: "fingerprint", as: String.self))
+        }
+    }
+
+    public static func delete(ids: [Int64], on db: any SQLDatabase) async throws {
+        guard !ids.isEmpty else { return }
+        try await db.raw("DELETE FROM origin_stamps WHERE id IN (\(binds: ids))").run()
+    }
+
+    public static func addMany(_ stamps: [(target: String, fingerprint: String, ttl: Int64)], now: Int64, on db: any SQLDatabase) async throws {
+        guard !stamps.isEmpty else { return }
+        var query = SQLQueryString("INSERT INTO origin_stamps (target, fingerprint, created_at, expires_at) VALUES ")
+        for (i, s) in stamps.enumerated() {
+            if i > 0 { query += ", " }
+            query += "(\(bind: s.target), \(bind: s.fingerprint), \(bind: now), \(bind: now + s.ttl))"
+        }
+        try await db.raw(query).run()
+    }
+}
+
+extension HopStore {
+    /// The suspended (rule, subject) pairs among these subjects.
+    public static func suspended(subjects: [String], on db: any SQLDatabase) async throws -> Set<String> {
+        guard !subjects.isEmpty else { return [] }
+        var out = Set<String>()
+        for row in try await db.raw(
+            "SELECT rule_key, subject FROM rule_hops WHERE suspended_reason IS NOT NULL AND subject IN (\(binds: subjects))"
+        ).all() {
+            out.insert(try row.decode(column: "rule_key", as: String.self) + "\u{1F}" + row.decode(column: "subject", as: String.self))
+        }
+        return out
+    }
+}
+
+extension EventStore {
+    /// Marks several events decided in one statement.
+    public static func markProcessed(_ results: [(id: Int64, status: String, outcome: String?)], now: Int64, on db: any SQLDatabase) async throws {
+        guard !results.isEmpty else { return }
+        var status = SQLQueryString("CASE id")
+        var outcome = SQLQueryString("CASE id")
+        for r in results {
+            status += " WHEN \(bind: r.id) THEN \(bind: r.status)"
+            outcome += " WHEN \(bind: r.id) THEN \(bind: r.outcome)"
+        }
+        status += " END"
+        outcome += " END"
+        var query = SQLQueryString("UPDATE inbound_events SET status = ")
+        query += status
+        query += ", outcome = "
+        query += outcome
+        query += ", processed_at = \(bind: now) WHERE id IN (\(binds: results.map(\.id)))"
+        try await db.raw(query).run()
+    }
+}
+
+extension JobStore {
+    /// Marks several jobs done in one statement, if `worker` still holds them; returns the ids recorded.
+    public static func complete(_ results: [(id: Int64, result: String?)], worker: String, now: Int64, on db: any SQLDatabase) async throws -> Set<Int64> {
+        guard !results.isEmpty else { return [] }
+        var result = SQLQueryString("CASE id")
+        for r in results { result += " WHEN \(bind: r.id) THEN \(bind: r.result)" }
+        result += " END"
+        var query = SQLQueryString("UPDATE outbound_jobs SET status = 'done', result = ")
+        query += result
+        query += """
+             , locked_by = NULL, locked_until = NULL, last_error = NULL, updated_at = \(bind: now)
+            WHERE id IN (\(binds: results.map(\.id))) AND locked_by = \(bind: worker) AND status = 'running' RETURNING id
+            """
+        return Set(try await db.raw(query).all().map { try $0.decode(column: "id", as: Int64.self) })
+    }
+}

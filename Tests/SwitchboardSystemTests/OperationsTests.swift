@@ -93,7 +93,8 @@ struct OperationsTests {
         #expect(accepted)
         #expect(await HTTP.get(serve.baseURL + "/readyz")?.status == 200)
         var creates = 0
-        for _ in 0..<100 {
+        // The pool reconnects with backoff; on a loaded machine that can take a while.
+        for _ in 0..<400 {
             creates = recorder.snapshot.effects.filter { $0.body["action"] == "createIncident" }.count
             if creates == 2 { break }
             try await Task.sleep(for: .milliseconds(100))

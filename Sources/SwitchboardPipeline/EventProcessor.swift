@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import SQLKit
 import ServiceLifecycle
+import Synchronization
 import SwitchboardCore
 import SwitchboardStorage
 
@@ -42,7 +43,13 @@ public final class EventProcessor: Service {
             await self.ready.wait()
             while !Task.isCancelled {
                 do {
-                    if try await self.processBatch() == 0 { await self.wakeUp.wait(timeout: self.settings.pollInterval) }
+                    let done = try await self.processBatch()
+                    if done == 0 {
+                        await self.wakeUp.wait(timeout: self.settings.pollInterval)
+                    } else if done < self.settings.processBatchSize {
+                        // Under load, let a few more events gather: one batch of many costs the same statements as one.
+                        try? await Task.sleep(for: self.settings.coalesceInterval)
+                    }
                 } catch where Task.isCancelled {
                     break
                 } catch {
@@ -60,19 +67,62 @@ public final class EventProcessor: Service {
         let now = clock.millis
         // A deadline, so a database that went away cannot hold the worker: the transaction rolls back and the events
         // stay pending for the next attempt.
-        let (count, jobs, statuses) = try await withDeadline(.seconds(15)) {
-            try await self.database.transaction { db -> (Int, Int, [String]) in
-                let events = try await EventStore.claim(limit: self.settings.processBatchSize, dialect: self.database.dialect, on: db)
-                guard !events.isEmpty else { return (0, 0, []) }
-                var batch = try await Batch.load(events, now: now, on: db, processor: self)
-                for event in events { try await batch.decide(event, on: db) }
-                try await batch.write(on: db)
-                return (events.count, batch.jobs.count, batch.results.map(\.status))
+        let (count, jobs, statuses) = try await withDeadline(.seconds(15)) { () -> (Int, Int, [String]) in
+            switch self.database.dialect {
+            case .postgresql:
+                // Claim (skipping rows other processes hold), decide and write in one transaction.
+                return try await self.database.transaction { db in
+                    let events = try await EventStore.claim(limit: self.settings.processBatchSize, dialect: .postgresql, on: db)
+                    guard !events.isEmpty else { return (0, 0, []) }
+                    var batch = try await Batch.load(events, now: now, on: db, processor: self)
+                    for event in events { batch.decide(event) }
+                    try await batch.write(on: db)
+                    return (events.count, batch.jobs.count, batch.results.map(\.status))
+                }
+            case .sqlite:
+                // One process owns a SQLite file, so reading, deciding and writing can be apart: the writer is held
+                // only for the short write, and deliveries keep committing meanwhile.
+                let loaded = try await self.database.read { db -> ([InboundEvent], Batch)? in
+                    let events = try await EventStore.claim(limit: self.settings.processBatchSize, dialect: .sqlite, on: db)
+                    guard !events.isEmpty else { return nil }
+                    return (events, try await Batch.load(events, now: now, on: db, processor: self))
+                }
+                guard var (events, batch) = loaded else { return (0, 0, []) }
+                for event in events { batch.decide(event) }
+                let decided = batch
+                try await self.database.transaction { db in try await decided.write(on: db) }
+                events = []
+                return (decided.results.count, decided.jobs.count, decided.results.map(\.status))
             }
         }
         for status in statuses { metrics.eventProcessed(status: status) }
         if jobs > 0 { jobsWritten() }
         return count
+    }
+
+    /// The switches and rules a batch needs, re-read at most once a second (each read is a statement per batch).
+    struct Configuration: Sendable {
+        var engineOn: Bool
+        var engine: RuleEngine?
+        var anySuspended: Bool
+        var readAt: ContinuousClock.Instant
+    }
+
+    private let cachedConfiguration = Mutex<Configuration?>(nil)
+
+    /// Forgets the cached switches and rules, so the next batch reads them again.
+    public func reloadConfiguration() { cachedConfiguration.withLock { $0 = nil } }
+
+    func configuration(on db: any SQLDatabase) async throws -> Configuration {
+        if let cached = cachedConfiguration.withLock({ $0 }), ContinuousClock.now - cached.readAt < .seconds(1) { return cached }
+        let settings = try await SettingsStore.getMany(["engine.enabled", "mapping.syncDescription"], on: db)
+        let engineOn = settings["engine.enabled"] != "false"
+        let sync = settings["mapping.syncDescription"] != "false"
+        let compiled = engineOn ? try await rules.engine(on: db, settings: EngineSettings(syncDescriptionOnCreate: sync)) : nil
+        let anySuspended = try await db.raw("SELECT 1 AS x FROM rule_hops WHERE suspended_reason IS NOT NULL LIMIT 1").first() != nil
+        let fresh = Configuration(engineOn: engineOn, engine: compiled?.engine, anySuspended: anySuspended, readAt: .now)
+        cachedConfiguration.withLock { $0 = fresh }
+        return fresh
     }
 
     /// One batch of events and the state they need, held in memory while they are decided.
@@ -88,16 +138,14 @@ public final class EventProcessor: Service {
         var linksByIncident: [String: [Link]] = [:]
         var stamps: [String: [OriginStamp]] = [:]
         var consumedStamps: [Int64] = []
-        var suspended: Set<String>
+        var hops: [String: HopCounter]
+        var changedHops = Set<String>()
         var jobs: [NewOutboundJob] = []
         var results: [(id: Int64, status: String, outcome: String?)] = []
         var logs: [LogEntry] = []
 
         static func load(_ events: [InboundEvent], now: Int64, on db: any SQLDatabase, processor: EventProcessor) async throws -> Batch {
-            let settings = try await SettingsStore.getMany(["engine.enabled", "mapping.syncDescription"], on: db)
-            let engineOn = settings["engine.enabled"] != "false"
-            let sync = settings["mapping.syncDescription"] != "false"
-            let compiled = engineOn ? try await processor.rules.engine(on: db, settings: EngineSettings(syncDescriptionOnCreate: sync)) : nil
+            let config = try await processor.configuration(on: db)
             var bodies: [Int64: JSONValue] = [:]
             var incidents = Set<String>()
             var records = Set<String>()
@@ -111,17 +159,19 @@ public final class EventProcessor: Service {
                 }
             }
             let targets = incidents.map(EchoGuard.target(incident:)) + records.map(EchoGuard.target(record:))
+            let stamps = try await OriginStampStore.live(targets: targets, now: now, on: db)
+            // Hop counters matter only where Switchboard wrote recently or a rule is suspended somewhere.
+            let written = Set(stamps.filter { $0.fingerprint == EchoGuard.recentWrite }.map(\.target))
+            let hopSubjects = config.anySuspended ? targets : targets.filter(written.contains)
             var batch = Batch(
-                processor: processor, now: now, engine: compiled?.engine, engineOn: engineOn, bodies: bodies,
-                snapshots: try await SnapshotStore.getMany(incidentIds: Array(incidents), on: db),
-                suspended: try await HopStore.suspended(subjects: targets, on: db))
+                processor: processor, now: now, engine: config.engine, engineOn: config.engineOn, bodies: bodies,
+                snapshots: incidents.isEmpty ? [:] : try await SnapshotStore.getMany(incidentIds: Array(incidents), on: db),
+                hops: hopSubjects.isEmpty ? [:] : try await HopStore.counters(subjects: hopSubjects, on: db))
             for stored in try await LinkStore.findAny(recordIds: Array(records), incidentIds: Array(incidents), on: db) {
                 batch.linksByRecord[stored.link.recordId, default: []].append(stored.link)
                 batch.linksByIncident[stored.link.incidentId, default: []].append(stored.link)
             }
-            for stamp in try await OriginStampStore.live(targets: targets, now: now, on: db) {
-                batch.stamps[stamp.target, default: []].append(stamp)
-            }
+            for stamp in stamps { batch.stamps[stamp.target, default: []].append(stamp) }
             return batch
         }
 
@@ -144,7 +194,7 @@ public final class EventProcessor: Service {
             }
         }
 
-        mutating func decide(_ event: InboundEvent, on db: any SQLDatabase) async throws {
+        mutating func decide(_ event: InboundEvent) {
             // Decode.
             let ruleEvent: RuleEvent
             var orgId: String?
@@ -207,13 +257,13 @@ public final class EventProcessor: Service {
             let settings = processor.settings
             for (index, action) in evaluation.actions.enumerated() {
                 let ruleKey = action.ruleset + "/" + action.rule
-                if suspendedHere.contains(ruleKey) || suspended.contains(ruleKey + "\u{1F}" + subject) { continue }
+                let hopKey = ruleKey + "\u{1F}" + subject
+                if suspendedHere.contains(ruleKey) || hops[hopKey]?.suspendedReason != nil { continue }
+                // One hop per rule and event, counted only when Switchboard wrote to this subject recently.
                 if recentlyWritten, counted.insert(ruleKey).inserted,
-                    let suspension = try await HopStore.recordHop(
-                        ruleKey: ruleKey, subject: subject, limit: settings.hopLimit, window: settings.hopWindowMilliseconds, now: now, on: db)
+                    let suspension = countHop(hopKey, ruleKey: ruleKey, subject: subject, settings: settings)
                 {
                     suspendedHere.insert(ruleKey)
-                    suspended.insert(ruleKey + "\u{1F}" + subject)
                     if let e = processor.log.entry(
                         .error, "loop", "rule \"\(action.rule)\" of \"\(action.ruleset)\" \(suspension.reason)", incidentId: incidentId, recordId: recordId,
                         eventId: event.id)
@@ -251,7 +301,13 @@ public final class EventProcessor: Service {
             }
         }
 
+        private mutating func countHop(_ key: String, ruleKey: String, subject: String, settings: PipelineSettings) -> RuleSuspension? {
+            changedHops.insert(key)
+            return HopCounter.count(&hops[key], ruleKey: ruleKey, subject: subject, limit: settings.hopLimit, window: settings.hopWindowMilliseconds, now: now)
+        }
+
         func write(on db: any SQLDatabase) async throws {
+            try await HopStore.save(changedHops.compactMap { hops[$0] }, on: db)
             try await SnapshotStore.putMany(changedSnapshots.map { ($0.key, $0.value) }, now: now, on: db)
             try await OriginStampStore.delete(ids: consumedStamps, on: db)
             try await JobStore.enqueue(jobs, maxAttempts: processor.settings.maxAttempts, now: now, on: db)

@@ -45,7 +45,11 @@ public final class OutboxDispatcher: Service {
             while !Task.isCancelled {
                 do {
                     let done = try await self.dispatchRound()
-                    if done == 0 { await self.wakeUp.wait(timeout: try await self.idleWait()) }
+                    if done == 0 {
+                        await self.wakeUp.wait(timeout: try await self.idleWait())
+                    } else if done < self.settings.dispatchConcurrency {
+                        try? await Task.sleep(for: self.settings.coalesceInterval)
+                    }
                 } catch where Task.isCancelled {
                     break
                 } catch {

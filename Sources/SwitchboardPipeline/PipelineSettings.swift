@@ -11,7 +11,7 @@ public struct PipelineSettings: Sendable {
     /// How long a claimed job stays with a process before another may take it (the process died).
     public var leaseMilliseconds: Int64 = 60_000
     /// Jobs carried out at once by one process.
-    public var dispatchConcurrency: Int = 16
+    public var dispatchConcurrency: Int = 64
     /// Events evaluated per transaction.
     public var processBatchSize: Int = 100
     /// How often workers look for work written by other processes.
@@ -21,6 +21,9 @@ public struct PipelineSettings: Sendable {
     public var hopWindowMilliseconds: Int64 = 600_000
     /// How long a write's origin stamp is remembered, waiting for its echo.
     public var stampTTLMilliseconds: Int64 = 900_000
+    /// After a partial batch, how long workers let more work gather before the next one: a few milliseconds of
+    /// latency buy far fewer statements per event under load.
+    public var coalesceInterval: Duration = .milliseconds(3)
     /// How often the retention purge runs.
     public var retentionInterval: Duration = .seconds(3600)
 

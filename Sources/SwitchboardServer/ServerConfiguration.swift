@@ -48,7 +48,7 @@ public struct ServerConfiguration: Sendable {
         ("pipeline.backoffBaseSeconds", "first retry delay (default 2)"),
         ("pipeline.backoffCapSeconds", "longest retry delay (default 600)"),
         ("pipeline.leaseSeconds", "how long a process holds a job before another may take it (default 60)"),
-        ("pipeline.concurrency", "actions carried out at once per process (default 16)"),
+        ("pipeline.concurrency", "actions carried out at once per process (default 64)"),
         ("pipeline.pollMilliseconds", "how often to look for work written by other processes (default 250)"),
         ("pipeline.hopLimit", "rule firings allowed on a subject Switchboard just wrote to, per window (default 5)"),
         ("pipeline.hopWindowSeconds", "the loop-detection window (default 600)"),

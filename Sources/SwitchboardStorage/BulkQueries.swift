@@ -148,3 +148,71 @@ extension JobStore {
         return Set(try await db.raw(query).all().map { try $0.decode(column: "id", as: Int64.self) })
     }
 }
+
+/// A rule's hop count on one subject, read and written in bulk by the processor.
+public struct HopCounter: Sendable, Hashable {
+    public var ruleKey: String
+    public var subject: String
+    public var windowStart: Int64
+    public var hops: Int
+    public var suspendedReason: String?
+    public var suspendedAt: Int64?
+
+    public var key: String { ruleKey + "\u{1F}" + subject }
+
+    /// Counts one hop in memory; returns the suspension when the rule is (now) suspended.
+    public static func count(
+        _ counter: inout HopCounter?, ruleKey: String, subject: String, limit: Int, window: Int64, now: Int64
+    ) -> RuleSuspension? {
+        guard var c = counter else {
+            counter = HopCounter(ruleKey: ruleKey, subject: subject, windowStart: now, hops: 1)
+            return nil
+        }
+        defer { counter = c }
+        if let reason = c.suspendedReason {
+            return RuleSuspension(ruleKey: ruleKey, subject: subject, reason: reason, suspendedAt: c.suspendedAt ?? now)
+        }
+        if now - c.windowStart > window {
+            c.windowStart = now
+            c.hops = 1
+            return nil
+        }
+        c.hops += 1
+        guard c.hops > limit else { return nil }
+        let reason =
+            "suspended after \(c.hops) actions on \(subject) within \(window / 1000) s (limit \(limit)): the rule appears to loop between Salesforce and PagerDuty"
+        c.suspendedReason = reason
+        c.suspendedAt = now
+        return RuleSuspension(ruleKey: ruleKey, subject: subject, reason: reason, suspendedAt: now)
+    }
+}
+
+extension HopStore {
+    public static func counters(subjects: [String], on db: any SQLDatabase) async throws -> [String: HopCounter] {
+        guard !subjects.isEmpty else { return [:] }
+        var out: [String: HopCounter] = [:]
+        for row in try await db.raw("SELECT * FROM rule_hops WHERE subject IN (\(binds: subjects))").all() {
+            let c = HopCounter(
+                ruleKey: try row.decode(column: "rule_key", as: String.self), subject: try row.decode(column: "subject", as: String.self),
+                windowStart: try row.decode(column: "window_start", as: Int64.self), hops: try row.decode(column: "hops", as: Int.self),
+                suspendedReason: try row.decode(column: "suspended_reason", as: String?.self),
+                suspendedAt: try row.decode(column: "suspended_at", as: Int64?.self))
+            out[c.key] = c
+        }
+        return out
+    }
+
+    public static func save(_ counters: [HopCounter], on db: any SQLDatabase) async throws {
+        guard !counters.isEmpty else { return }
+        var query = SQLQueryString("INSERT INTO rule_hops (rule_key, subject, window_start, hops, suspended_reason, suspended_at) VALUES ")
+        for (i, c) in counters.enumerated() {
+            if i > 0 { query += ", " }
+            query += "(\(bind: c.ruleKey), \(bind: c.subject), \(bind: c.windowStart), \(bind: c.hops), \(bind: c.suspendedReason), \(bind: c.suspendedAt))"
+        }
+        query += """
+             ON CONFLICT (rule_key, subject) DO UPDATE SET window_start = EXCLUDED.window_start, hops = EXCLUDED.hops,
+            suspended_reason = EXCLUDED.suspended_reason, suspended_at = EXCLUDED.suspended_at
+            """
+        try await db.raw(query).run()
+    }
+}

@@ -58,12 +58,15 @@ public func openDatabase(url: String, logger: Logger) async throws -> any Databa
 
 // MARK: - SQLite
 
-/// SQLite on one connection: WAL, full sync, a busy timeout, and one writer at a time (SQLite's own model).
+/// SQLite: WAL, full sync, a busy timeout, one writer at a time (SQLite's own model) and a separate read-only
+/// connection, so reads never wait for the writer.
 public final class SQLiteDatabase: Database {
     public let dialect = DatabaseDialect.sqlite
     public let displayName: String
     private let connection: SQLiteConnection
+    private let reader: SQLiteConnection?
     private let lock = AsyncLock()
+    private let readLock = AsyncLock()
     private let logger: Logger
     private let closed = Mutex(false)
 
@@ -81,7 +84,9 @@ public final class SQLiteDatabase: Database {
         }
         self.displayName = path.map { "sqlite:\($0)" } ?? "sqlite::memory:"
         do {
-            connection = try await SQLiteConnection.open(storage: path.map { .file(path: $0) } ?? .memory, logger: logger)
+            connection = try await SQLiteConnection.open(
+                storage: path.map { .file(path: $0) } ?? .memory, threadPool: SQLiteDatabase.writerThread, logger: logger,
+                on: MultiThreadedEventLoopGroup.singleton.any())
         } catch {
             throw DatabaseError("cannot open the SQLite database \(path ?? ":memory:"): \(error)")
         }
@@ -89,7 +94,28 @@ public final class SQLiteDatabase: Database {
         for pragma in ["PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA busy_timeout=5000", "PRAGMA foreign_keys=ON"] {
             try await db.raw(SQLQueryString(pragma)).run()
         }
+        if let path {
+            let reader = try await SQLiteConnection.open(
+                storage: .file(path: path), threadPool: SQLiteDatabase.readerThread, logger: logger, on: MultiThreadedEventLoopGroup.singleton.any())
+            for pragma in ["PRAGMA busy_timeout=5000", "PRAGMA query_only=ON"] { try await reader.sql().raw(SQLQueryString(pragma)).run() }
+            self.reader = reader
+        } else {
+            self.reader = nil
+        }
     }
+
+    /// One thread each for the writer and the reader: their statements run in order anyway, and a single thread
+    /// keeps SQLite's cache warm and spares thread hand-offs.
+    static let writerThread: NIOThreadPool = {
+        let pool = NIOThreadPool(numberOfThreads: 1)
+        pool.start()
+        return pool
+    }()
+    static let readerThread: NIOThreadPool = {
+        let pool = NIOThreadPool(numberOfThreads: 1)
+        pool.start()
+        return pool
+    }()
 
     public func transaction<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
         try await lock.withLock {
@@ -107,7 +133,8 @@ public final class SQLiteDatabase: Database {
     }
 
     public func read<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
-        try await lock.withLock { try await body(connection.sql()) }
+        guard let reader else { return try await lock.withLock { try await body(connection.sql()) } }
+        return try await readLock.withLock { try await body(reader.sql()) }
     }
 
     public func ping() async throws {
@@ -123,8 +150,13 @@ public final class SQLiteDatabase: Database {
         guard closed.withLock({ c in defer { c = true }; return !c }) else { return }
         // Closing runs on SQLite's thread pool, which refuses work from a cancelled task; shutdown happens in one.
         let connection = self.connection
+        let reader = self.reader
         let lock = self.lock
-        await Task.detached { try? await lock.withLock { try await connection.close() } }.value
+        let readLock = self.readLock
+        await Task.detached {
+            try? await readLock.withLock { try await reader?.close() }
+            try? await lock.withLock { try await connection.close() }
+        }.value
     }
 }
 

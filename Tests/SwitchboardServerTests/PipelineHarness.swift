@@ -68,6 +68,7 @@ struct Harness: Sendable {
     func logs(_ q: LogQuery = LogQuery(limit: 1000)) async throws -> [LogEntry] { try await database.read { try await LogStore.query(q, on: $0) } }
     func setting(_ key: String, _ value: String) async throws {
         try await database.transaction { try await SettingsStore.set(key, value: value, now: 0, on: $0) }
+        switchboard.processor.reloadConfiguration()
     }
 }
 

@@ -7,7 +7,7 @@ struct RulesCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rules",
         abstract: "Validate, test and describe rulesets.",
-        subcommands: [Validate.self, Test.self, Schema.self, Import.self, Export.self, History.self]
+        subcommands: [Validate.self, Test.self, Schema.self, Import.self, Export.self, History.self, Diff.self, Restore.self]
     )
 
     struct Validate: AsyncParsableCommand {
@@ -193,5 +193,87 @@ struct RulesCommand: AsyncParsableCommand {
             if versions.isEmpty { print("No rules are stored yet.") }
             for v in versions { print("version \(v.version)  \(time(v.createdAt))  \(v.author)\(v.comment.map { "  \($0)" } ?? "")") }
         }
+    }
+
+    struct Diff: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show what changed between two stored rules versions (default: the previous and the current one).")
+        @OptionGroup var options: ConfigOptions
+        @Argument(help: "The older version.") var from: Int?
+        @Argument(help: "The newer version (default: the current one).") var to: Int?
+
+        func run() async throws {
+            let (a, b) = (from, to)
+            let versions = try await withConfiguredDatabase(try await options.configuration()) { db in
+                try await db.read { sql -> (RulesVersion?, RulesVersion?) in
+                    let newest = try await RulesStore.current(on: sql)
+                    var newer = newest
+                    if let b { newer = try await RulesStore.version(b, on: sql) }
+                    let olderNumber = a ?? (newer.map { $0.version - 1 } ?? 0)
+                    return (try await RulesStore.version(olderNumber, on: sql), newer)
+                }
+            }
+            guard let older = versions.0, let newer = versions.1 else {
+                throw CLIError.invalid("both versions must exist; see `switchboard rules history`")
+            }
+            let lines = LineDiff.unified(older.document, newer.document, fromName: "version \(older.version)", toName: "version \(newer.version)")
+            print(lines.isEmpty ? "Versions \(older.version) and \(newer.version) are identical." : lines, terminator: lines.isEmpty ? "\n" : "")
+        }
+    }
+
+    struct Restore: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Make an earlier version current again, as a new version (history is never rewritten).")
+        @OptionGroup var options: ConfigOptions
+        @Argument(help: "The version to restore.") var version: Int
+        @Option(help: "Who restores it (default: the user running the command).") var author: String?
+
+        func run() async throws {
+            let n = version
+            let who = author ?? ProcessInfo.processInfo.environment["USER"] ?? "cli"
+            let created = try await withConfiguredDatabase(try await options.configuration()) { db in
+                try await db.transaction { sql -> Int? in
+                    guard let old = try await RulesStore.version(n, on: sql) else { return nil }
+                    _ = try RulesLoader().load(old.document)
+                    let now = Int64(Date().timeIntervalSince1970 * 1000)
+                    let v = try await RulesStore.save(document: old.document, author: who, comment: "restored version \(n)", now: now, on: sql)
+                    try await AuditStore.record(actor: who, action: "rules.restore", subject: "version \(n) as \(v)", detail: nil, now: now, on: sql)
+                    return v
+                }
+            }
+            guard let created else { throw CLIError.invalid("there is no rules version \(version)") }
+            print("Restored version \(version) as version \(created).")
+        }
+    }
+}
+
+/// A small line diff (longest common subsequence), enough for rules files.
+enum LineDiff {
+    static func unified(_ a: String, _ b: String, fromName: String, toName: String) -> String {
+        let x = a.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        let y = b.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        guard x != y else { return "" }
+        var lcs = Array(repeating: Array(repeating: 0, count: y.count + 1), count: x.count + 1)
+        for i in stride(from: x.count - 1, through: 0, by: -1) {
+            for j in stride(from: y.count - 1, through: 0, by: -1) {
+                lcs[i][j] = x[i] == y[j] ? lcs[i + 1][j + 1] + 1 : max(lcs[i + 1][j], lcs[i][j + 1])
+            }
+        }
+        var out = "--- \(fromName)\n+++ \(toName)\n"
+        var (i, j) = (0, 0)
+        while i < x.count || j < y.count {
+            if i < x.count, j < y.count, x[i] == y[j] {
+                out += "  \(x[i])\n"
+                i += 1
+                j += 1
+            } else if j < y.count, i == x.count || lcs[i][j + 1] >= lcs[i + 1][j] {
+                out += "+ \(y[j])\n"
+                j += 1
+            } else {
+                out += "- \(x[i])\n"
+                i += 1
+            }
+        }
+        return out
     }
 }

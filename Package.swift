@@ -80,6 +80,31 @@ let package = Package(
             ],
             swiftSettings: strictSwift
         ),
+        // The PagerDuty connector: REST client, webhook v3 intake, subscription upkeep, the outbound sink.
+        .target(
+            name: "SwitchboardPagerDuty",
+            dependencies: [
+                "SwitchboardCore", "SwitchboardStorage", "SwitchboardPipeline",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        // Simulators of the services Switchboard talks to, for tests and the demo (test infrastructure, held to the
+        // real services' documented behaviour).
+        .target(
+            name: "SwitchboardSimulators",
+            dependencies: [
+                "SwitchboardCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSwift
+        ),
         .executableTarget(
             name: "switchboard",
             dependencies: [
@@ -87,6 +112,8 @@ let package = Package(
                 "SwitchboardStorage",
                 "SwitchboardPipeline",
                 "SwitchboardServer",
+                "SwitchboardPagerDuty",
+                "SwitchboardSimulators",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Configuration", package: "swift-configuration"),
             ],
@@ -112,6 +139,19 @@ let package = Package(
                 "SwitchboardCore", "SwitchboardStorage", "SwitchboardPipeline", "SwitchboardServer", "SwitchboardTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
+            name: "SwitchboardSimulatorsTests",
+            dependencies: ["SwitchboardCore", "SwitchboardSimulators"],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
+            name: "SwitchboardPagerDutyTests",
+            dependencies: [
+                "SwitchboardCore", "SwitchboardStorage", "SwitchboardPipeline", "SwitchboardServer", "SwitchboardPagerDuty",
+                "SwitchboardSimulators", "SwitchboardTestSupport",
             ],
             swiftSettings: strictSwift
         ),

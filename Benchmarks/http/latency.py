@@ -54,7 +54,7 @@ async def sink(reader, writer, scheduled, latencies):
             reply = b'{"incident":"Q' + str(len(latencies)).encode() + b'"}'
             writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " + str(len(reply)).encode() + b"\r\n\r\n" + reply)
             await writer.drain()
-    except (asyncio.IncompleteReadError, ConnectionResetError):
+    except (asyncio.IncompleteReadError, ConnectionResetError, asyncio.CancelledError):
         pass
 
 

@@ -234,6 +234,17 @@ public final class EventProcessor: Service {
                 links = linksByIncident[e.incidentId ?? ""] ?? []
             }
 
+            if case .pagerDuty(let e) = ruleEvent {
+                guard e.isKnownType else {
+                    finish(event, "ignored", "unknown PagerDuty event type \(e.eventName); ignored", level: .info, incident: incidentId, payload: event.payload)
+                    return
+                }
+                guard e.incidentId != nil else {
+                    finish(event, "ignored", "\(e.eventName) is not about an incident; nothing to do", level: .debug)
+                    return
+                }
+            }
+
             // Echo of Switchboard's own write?
             if let echo = echoOf(ruleEvent, subject: subject) {
                 finish(event, "echo", "echo of Switchboard's own \(echo); rules not evaluated", level: .info, incident: incidentId, record: recordId)

@@ -6,20 +6,31 @@ import Metrics
 import Prometheus
 import ServiceLifecycle
 import SwitchboardCore
+import SwitchboardPagerDuty
 import SwitchboardPipeline
 import SwitchboardStorage
 
 /// The outside world, injected: tests pass fakes, `serve` passes the real thing.
 public struct Dependencies: Sendable {
     public var database: any Database
-    public var sink: any OutboundSink
+    /// Where actions go; nil: to the connected PagerDuty account (and, later, Salesforce org).
+    public var sink: (any OutboundSink)?
     public var clock: any WallClock
     public var logger: Logger
+    /// Decrypts stored secrets (API keys, webhook secrets).
+    public var secretBox: SecretBox?
+    /// Where Salesforce actions go when `sink` is nil (until the Salesforce connector is configured).
+    public var salesforceSink: (any OutboundSink)?
 
-    public init(database: any Database, sink: any OutboundSink, clock: any WallClock = SystemClock(), logger: Logger) {
+    public init(
+        database: any Database, sink: (any OutboundSink)? = nil, salesforceSink: (any OutboundSink)? = nil, clock: any WallClock = SystemClock(),
+        secretBox: SecretBox? = nil, logger: Logger
+    ) {
         self.database = database
         self.sink = sink
+        self.salesforceSink = salesforceSink
         self.clock = clock
+        self.secretBox = secretBox
         self.logger = logger
     }
 }
@@ -37,6 +48,8 @@ public struct Switchboard: Sendable {
     public let registry: PrometheusCollectorRegistry
     public let metrics: PipelineMetrics
     public let logger: Logger
+    public let pagerDuty: PagerDutyConnections
+    public let upkeep: SubscriptionUpkeep
 
     /// Wires the pipeline from the configuration and the dependencies.
     public init(configuration: ServerConfiguration, dependencies: Dependencies) {
@@ -52,17 +65,27 @@ public struct Switchboard: Sendable {
         self.log = log
         let eventsWritten = Signal()
         let jobsWritten = Signal()
+        let pagerDuty = PagerDutyConnections(
+            database: dependencies.database, box: dependencies.secretBox, staticSecrets: configuration.pagerDutyWebhookSecrets, logger: dependencies.logger)
+        self.pagerDuty = pagerDuty
+        let sink =
+            dependencies.sink
+            ?? RoutingSink(
+                pagerDuty: ConnectedPagerDutySink(connections: pagerDuty), salesforce: dependencies.salesforceSink ?? UnconnectedSink(side: "Salesforce"))
         intake = IntakeWriter(database: dependencies.database, clock: dependencies.clock) { eventsWritten.notify() }
         processor = EventProcessor(
             database: dependencies.database, rules: RulesProvider(), clock: dependencies.clock, settings: configuration.pipeline, log: log,
             metrics: metrics, wakeUp: eventsWritten, logger: dependencies.logger
         ) { jobsWritten.notify() }
         dispatcher = OutboxDispatcher(
-            database: dependencies.database, sink: dependencies.sink, clock: dependencies.clock, settings: configuration.pipeline, log: log,
+            database: dependencies.database, sink: sink, clock: dependencies.clock, settings: configuration.pipeline, log: log,
             metrics: metrics, wakeUp: jobsWritten, worker: configuration.instanceId, logger: dependencies.logger)
         retention = RetentionService(
             database: dependencies.database, clock: dependencies.clock, log: log, interval: configuration.pipeline.retentionInterval,
             logger: dependencies.logger)
+        upkeep = SubscriptionUpkeep(
+            connections: pagerDuty, database: dependencies.database, intake: intake, clock: dependencies.clock, log: log,
+            interval: configuration.pagerDutyUpkeepInterval, logger: dependencies.logger)
     }
 }
 
@@ -91,7 +114,7 @@ public func buildApplication(
         switchboard.dispatcher.ready.open()
         switchboard.retention.ready.open()
     }
-    app.addServices(switchboard.processor, switchboard.dispatcher, switchboard.retention, QueueDepthReporter(switchboard: switchboard))
+    app.addServices(switchboard.processor, switchboard.dispatcher, switchboard.retention, switchboard.upkeep, QueueDepthReporter(switchboard: switchboard))
     return app
 }
 

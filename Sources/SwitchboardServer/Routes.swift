@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import Hummingbird
 import SwitchboardCore
+import SwitchboardPagerDuty
 import SwitchboardPipeline
 import SwitchboardStorage
 
@@ -89,6 +90,19 @@ struct IntakeRoutes {
     private func pagerDuty(_ request: Request, _ context: SwitchboardRequestContext) async throws -> Response {
         let started = ContinuousClock.now
         let (body, json) = try await readJSON(request, limit: switchboard.configuration.pagerDutyMaxBodyBytes, source: "PagerDuty")
+        // With a subscription connected (or secrets configured), only signed deliveries are accepted.
+        let secrets = await switchboard.pagerDuty.webhookSecrets()
+        if !secrets.isEmpty {
+            switch WebhookSignature.verify(body: Array(buffer: body), header: request.header("X-PagerDuty-Signature"), secrets: secrets) {
+            case .valid: break
+            case .missing:
+                try await logRejection("PagerDuty", "refused an unsigned delivery (no X-PagerDuty-Signature v1 entry)", payload: String(buffer: body))
+                throw IntakeError(.badRequest, "missing X-PagerDuty-Signature")
+            case .mismatch:
+                try await logRejection("PagerDuty", "refused a delivery whose signature matches no secret", payload: String(buffer: body))
+                throw IntakeError(.forbidden, "the signature does not match")
+            }
+        }
         guard let eventId = request.header("X-Webhook-Id") ?? json["event"]?["id"]?.stringValue,
             let eventType = json["event"]?["event_type"]?.stringValue
         else {

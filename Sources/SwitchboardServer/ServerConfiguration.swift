@@ -27,7 +27,12 @@ public struct ServerConfiguration: Sendable {
     /// action as JSON.
     public var sinkURL: String?
     public var pipeline = PipelineSettings()
-    public var pagerDutyMaxBodyBytes = 512 * 1024
+    /// PagerDuty delivers at most 256 KB; anything larger is not PagerDuty.
+    public var pagerDutyMaxBodyBytes = 256 * 1024
+    /// Webhook signing secrets given in the configuration, in addition to the stored subscription's.
+    public var pagerDutyWebhookSecrets: [String] = []
+    /// How often the webhook subscription is checked (and re-enabled and backfilled when PagerDuty disabled it).
+    public var pagerDutyUpkeepInterval: Duration = .seconds(60)
     public var salesforceMaxBodyBytes = 6 * 1024 * 1024
     /// Names this process in leases and logs.
     public var instanceId = "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
@@ -52,7 +57,9 @@ public struct ServerConfiguration: Sendable {
         ("pipeline.pollMilliseconds", "how often to look for work written by other processes (default 250)"),
         ("pipeline.hopLimit", "rule firings allowed on a subject Switchboard just wrote to, per window (default 5)"),
         ("pipeline.hopWindowSeconds", "the loop-detection window (default 600)"),
-        ("intake.pagerDutyMaxBytes", "largest PagerDuty delivery accepted (default 524288)"),
+        ("intake.pagerDutyMaxBytes", "largest PagerDuty delivery accepted (default 262144, PagerDuty's own limit)"),
+        ("pagerduty.webhookSecrets", "webhook signing secrets (comma-separated) accepted besides the connected subscription's"),
+        ("pagerduty.upkeepSeconds", "how often the webhook subscription is checked, re-enabled and backfilled (default 60)"),
         ("intake.salesforceMaxBytes", "largest Salesforce payload accepted (default 6291456)"),
         ("instance.id", "names this process in leases and logs (default host-pid)"),
     ]
@@ -159,6 +166,12 @@ public struct ServerConfiguration: Sendable {
         int("intake.pagerDutyMaxBytes", 1024...(64 << 20), into: &pagerDutyMaxBodyBytes)
         int("intake.salesforceMaxBytes", 1024...(64 << 20), into: &salesforceMaxBodyBytes)
         if let v = raw("instance.id"), !v.isEmpty { instanceId = v }
+        if let v = raw("pagerduty.webhookSecrets") {
+            pagerDutyWebhookSecrets = v.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        }
+        var upkeep = 60
+        int("pagerduty.upkeepSeconds", 1...86_400, into: &upkeep)
+        pagerDutyUpkeepInterval = .seconds(upkeep)
         if !problems.isEmpty { throw ConfigurationError(problems: problems) }
     }
 }

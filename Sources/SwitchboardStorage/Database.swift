@@ -38,6 +38,14 @@ public protocol Database: Sendable {
     func close() async
     /// Where the data lives, without credentials, for logs.
     var displayName: String { get }
+    /// Runs `body` unless another process is running work of the same name (nil then). On PostgreSQL a session
+    /// advisory lock is held for the whole of `body`; a SQLite file has one process, so `body` just runs.
+    func exclusively<T: Sendable>(_ name: String, _ body: @Sendable () async throws -> T) async throws -> T?
+}
+
+/// A stable 64-bit key for an advisory lock name.
+func advisoryKey(_ name: String) -> Int64 {
+    Int64(truncatingIfNeeded: name.utf8.reduce(UInt64(1_469_598_103_934_665_603)) { ($0 ^ UInt64($1)) &* 1_099_511_628_211 })
 }
 
 /// Opens the database a URL names: `sqlite:///path/to/file.sqlite`, a plain file path, `sqlite::memory:`, or
@@ -132,6 +140,10 @@ public final class SQLiteDatabase: Database {
         }
     }
 
+    public func exclusively<T: Sendable>(_ name: String, _ body: @Sendable () async throws -> T) async throws -> T? {
+        try await body()
+    }
+
     public func read<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
         guard let reader else { return try await lock.withLock { try await body(connection.sql()) } }
         return try await readLock.withLock { try await body(reader.sql()) }
@@ -204,6 +216,24 @@ public final class PostgreSQLDatabase: Database {
 
     public func read<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
         try await client.withConnection { connection in try await body(connection.sql()) }
+    }
+
+    public func exclusively<T: Sendable>(_ name: String, _ body: @Sendable () async throws -> T) async throws -> T? {
+        let key = advisoryKey(name)
+        return try await client.withConnection { connection -> T? in
+            let db = connection.sql()
+            guard try await db.raw("SELECT pg_try_advisory_lock(\(bind: key)) AS locked").first()?.decode(column: "locked", as: Bool.self) == true else {
+                return nil
+            }
+            do {
+                let result = try await body()
+                try await db.raw("SELECT pg_advisory_unlock(\(bind: key))").run()
+                return result
+            } catch {
+                try? await db.raw("SELECT pg_advisory_unlock(\(bind: key))").run()
+                throw error
+            }
+        }
     }
 
     public func ping() async throws {

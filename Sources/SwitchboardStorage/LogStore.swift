@@ -159,7 +159,7 @@ public enum PeriodicLock {
     ) async throws -> T? {
         try await database.transaction { db in
             if database.dialect == .postgresql {
-                let key = Int64(truncatingIfNeeded: name.utf8.reduce(UInt64(1_469_598_103_934_665_603)) { ($0 ^ UInt64($1)) &* 1_099_511_628_211 })
+                let key = advisoryKey(name)
                 let row = try await db.raw("SELECT pg_try_advisory_xact_lock(\(bind: key)) AS locked").first()
                 guard try row?.decode(column: "locked", as: Bool.self) == true else { return nil }
             }

@@ -44,11 +44,10 @@ struct ServeCommand: AsyncParsableCommand {
         } catch {
             throw CLIError(message: "\(error)", code: ExitStatus.databaseUnavailable)
         }
-        let sink: any OutboundSink =
-            configuration.sinkURL.map { HTTPSink(url: $0, client: HTTPClient.shared) }
-            ?? RoutingSink(pagerDuty: UnconnectedSink(side: "PagerDuty"), salesforce: UnconnectedSink(side: "Salesforce"))
+        let sink: (any OutboundSink)? = configuration.sinkURL.map { HTTPSink(url: $0, client: HTTPClient.shared) }
+        let box = try configuration.secretKey.map { try SecretBox(encodedKey: $0) }
         let app = try await buildApplication(
-            configuration: configuration, dependencies: Dependencies(database: database, sink: sink, logger: logger),
+            configuration: configuration, dependencies: Dependencies(database: database, sink: sink, secretBox: box, logger: logger),
             checkDatabase: { try await reachable(database) }
         ) { port in
             // One line a supervisor (or a test) can wait for.

@@ -122,6 +122,20 @@ public struct PagerDutyEvent: Sendable, Hashable {
     public var trimmed: Bool
     public var data: JSONValue
 
+    /// The webhook v3 event types PagerDuty documents; others (early-access ones) are logged and ignored.
+    public static let knownEventTypes: Set<String> = [
+        "incident.triggered", "incident.acknowledged", "incident.unacknowledged", "incident.resolved", "incident.reopened", "incident.reassigned",
+        "incident.escalated", "incident.delegated", "incident.priority_updated", "incident.service_updated", "incident.incident_type.changed",
+        "incident.annotated", "incident.conference_bridge.updated", "incident.custom_field_values.updated", "incident.responder.added",
+        "incident.responder.replied", "incident.status_update_published", "incident.role.assigned", "incident.task.created",
+        "incident.task.updated", "incident.task.completed", "incident.action_invocation.created", "incident.action_invocation.updated",
+        "incident.action_invocation.terminated", "incident.workflow.started", "incident.workflow.completed", "service.created",
+        "service.updated", "service.deleted", "service.custom_field_values.updated", "pagey.ping",
+    ]
+
+    /// True for event types PagerDuty documents.
+    public var isKnownType: Bool { Self.knownEventTypes.contains(eventName) }
+
     /// The rule builder's Event Type.
     public var eventType: PagerDutyEventType { PagerDutyEventType(webhookEventType: eventName) }
 

@@ -1,1 +1,0 @@
-// The PagerDuty connector.

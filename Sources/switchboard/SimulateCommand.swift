@@ -31,8 +31,13 @@ struct SimulateCommand: AsyncParsableCommand {
             do {
                 try await runUntilInterrupted({
                     let bound = try await simulator.start(port: port)
-                    print("PagerDuty simulator on http://127.0.0.1:\(bound)  (API key \(key); users switchboard@example.com, maeve@example.com)")
-                    print("Controls: GET /_simulator/state, POST /_simulator/incidents {\"service\",\"title\"}, POST /_simulator/incidents/ID/acknowledge")
+                    // Written unbuffered: a supervisor (or a test) waits for this line.
+                    let text = """
+                        PagerDuty simulator on http://127.0.0.1:\(bound)  (API key \(key); users switchboard@example.com, maeve@example.com)
+                        Controls: GET /_simulator/state, POST /_simulator/incidents {"service","title"}, POST /_simulator/incidents/ID/acknowledge
+
+                        """
+                    FileHandle.standardOutput.write(Data(text.utf8))
                 }, stop: { await simulator.stop() })
             } catch {
                 throw CLIError(message: "cannot listen on 127.0.0.1:\(port): \(error)", code: 4)

@@ -302,3 +302,46 @@ enum SharedVector {
     static var isAvailable: Bool { FileManager.default.fileExists(atPath: path) }
     static let skipReason: Comment = "SKIPPED: ../shared/reference/pagerduty is absent (a fresh clone); the signature test vector lives there"
 }
+
+@Suite("PagerDuty client")
+struct PagerDutyClientTests {
+    @Test("A slow PagerDuty times out as a retryable failure; a refused key is not retryable")
+    func timeoutsAndAuth() async throws {
+        let simulator = PagerDutySimulator()
+        try await simulator.start()
+        simulator.setDelay(.milliseconds(800))
+        let slow = PagerDutyClient(
+            configuration: PagerDutyConfiguration(apiKey: "simulatorkey0000", baseURL: simulator.baseURL, fromEmail: "switchboard@example.com", timeout: .milliseconds(200)))
+        do {
+            _ = try await slow.incident("Q1")
+            Issue.record("no timeout")
+        } catch {
+            #expect(error.status == 0)
+            #expect(error.isRetryable)
+        }
+        simulator.setDelay(.zero)
+        let refused = PagerDutyClient(configuration: PagerDutyConfiguration(apiKey: "nope", baseURL: simulator.baseURL, fromEmail: "switchboard@example.com"))
+        do {
+            try await refused.checkKey()
+            Issue.record("accepted a wrong key")
+        } catch {
+            #expect(error.status == 401)
+            #expect(!error.isRetryable)
+        }
+        // Past the per-minute allowance PagerDuty answers 429 with its rate-limit headers.
+        simulator.setRateLimit(perMinute: 3)
+        let client = PagerDutyClient(configuration: PagerDutyConfiguration(apiKey: "simulatorkey0000", baseURL: simulator.baseURL, fromEmail: "switchboard@example.com"))
+        var limited: PagerDutyError?
+        for _ in 0..<5 {
+            do { _ = try await client.createIncident(["type": "incident", "title": "x", "service": .object(["id": "PSVC001", "type": "service_reference"])]) } catch {
+                limited = error
+                break
+            }
+        }
+        #expect(limited?.status == 429)
+        #expect(limited?.code == 2020)
+        #expect((limited?.retryAfter ?? 0) > 0)
+        #expect(client.rateLimit?.remaining == 0)
+        await simulator.stop()
+    }
+}

@@ -88,7 +88,7 @@ public final class PagerDutySink: OutboundSink {
             // Custom field text holds at most 200 characters; the note carries the whole text.
             try? await client.setCustomFields(id, [("description", .string(String(text.prefix(200))))])
             try await client.addNote(id, content: "Description (from Salesforce): " + text)
-        case .setField, .createRecord:
+        case .setField, .createRecord, .syncNote:
             throw ActionFailure.permanent("\(request.action.rawValue) is a Salesforce action")
         }
         return ActionOutcome()

@@ -105,6 +105,9 @@ public final class EventProcessor: Service {
         var engineOn: Bool
         var engine: RuleEngine?
         var anySuspended: Bool
+        /// Object mappings: PagerDuty notes copied to the Case Feed and/or Case Comments.
+        var notesToFeed: Bool
+        var notesToComment: Bool
         var readAt: ContinuousClock.Instant
     }
 
@@ -115,12 +118,14 @@ public final class EventProcessor: Service {
 
     func configuration(on db: any SQLDatabase) async throws -> Configuration {
         if let cached = cachedConfiguration.withLock({ $0 }), ContinuousClock.now - cached.readAt < .seconds(1) { return cached }
-        let settings = try await SettingsStore.getMany(["engine.enabled", "mapping.syncDescription"], on: db)
+        let settings = try await SettingsStore.getMany(["engine.enabled", "mapping.syncDescription", "mapping.notesToFeed", "mapping.notesToComment"], on: db)
         let engineOn = settings["engine.enabled"] != "false"
         let sync = settings["mapping.syncDescription"] != "false"
         let compiled = engineOn ? try await rules.engine(on: db, settings: EngineSettings(syncDescriptionOnCreate: sync)) : nil
         let anySuspended = try await db.raw("SELECT 1 AS x FROM rule_hops WHERE suspended_reason IS NOT NULL LIMIT 1").first() != nil
-        let fresh = Configuration(engineOn: engineOn, engine: compiled?.engine, anySuspended: anySuspended, readAt: .now)
+        let fresh = Configuration(
+            engineOn: engineOn, engine: compiled?.engine, anySuspended: anySuspended, notesToFeed: settings["mapping.notesToFeed"] == "true",
+            notesToComment: settings["mapping.notesToComment"] == "true", readAt: .now)
         cachedConfiguration.withLock { $0 = fresh }
         return fresh
     }
@@ -131,6 +136,8 @@ public final class EventProcessor: Service {
         let now: Int64
         let engine: RuleEngine?
         let engineOn: Bool
+        let notesToFeed: Bool
+        let notesToComment: Bool
         var bodies: [Int64: JSONValue] = [:]
         var snapshots: [String: String]
         var changedSnapshots: [String: String] = [:]
@@ -164,7 +171,8 @@ public final class EventProcessor: Service {
             let written = Set(stamps.filter { $0.fingerprint == EchoGuard.recentWrite }.map(\.target))
             let hopSubjects = config.anySuspended ? targets : targets.filter(written.contains)
             var batch = Batch(
-                processor: processor, now: now, engine: config.engine, engineOn: config.engineOn, bodies: bodies,
+                processor: processor, now: now, engine: config.engine, engineOn: config.engineOn, notesToFeed: config.notesToFeed,
+                notesToComment: config.notesToComment, bodies: bodies,
                 snapshots: incidents.isEmpty ? [:] : try await SnapshotStore.getMany(incidentIds: Array(incidents), on: db),
                 hops: hopSubjects.isEmpty ? [:] : try await HopStore.counters(subjects: hopSubjects, on: db))
             for stored in try await LinkStore.findAny(recordIds: Array(records), incidentIds: Array(incidents), on: db) {
@@ -290,12 +298,37 @@ public final class EventProcessor: Service {
                         action: action.action.rawValue, ruleset: action.ruleset, rule: action.rule, payload: JobPayload.encode(action, orgId: orgId),
                         receivedAt: event.receivedAt))
             }
+            planned += planNoteSync(ruleEvent, links: links, event: event)
             let matched = evaluation.rules.filter(\.matched).map { "\"\($0.rule)\"" }
             let outcome =
                 planned == 0
                 ? (matched.isEmpty ? "no rule matched" : "rules \(matched.joined(separator: ", ")) matched; no action needed")
                 : "\(planned) action\(planned == 1 ? "" : "s") planned by \(matched.joined(separator: ", "))"
             finish(event, "processed", outcome, level: planned == 0 ? .debug : .info, incident: incidentId, record: recordId)
+        }
+
+        /// Object mappings: a note added in PagerDuty goes to every linked record's Case Feed and/or Case Comments.
+        private mutating func planNoteSync(_ ruleEvent: RuleEvent, links: [Link], event: InboundEvent) -> Int {
+            guard case .pagerDuty(let e) = ruleEvent, e.eventName == "incident.annotated", let content = e.noteContent, !content.isEmpty,
+                notesToFeed || notesToComment, let incident = e.incidentId
+            else { return 0 }
+            var count = 0
+            for link in links.sorted(by: { $0.recordId < $1.recordId }) {
+                let comment = notesToComment && link.object.lowercased() == "case"
+                guard notesToFeed || comment else { continue }
+                var parameters: JSONObject = ["content": .string(content), "feed": .bool(notesToFeed), "comment": .bool(comment)]
+                parameters["author"] = e.agent.map { .string($0.summary ?? $0.id) } ?? .null
+                parameters["noteId"] = e.data["id"] ?? .null
+                let action = PlannedAction(
+                    action: .syncNote, ruleset: "object mappings", rule: "sync PagerDuty notes", target: .record(object: link.object, id: link.recordId),
+                    sourceObject: "incident", sourceId: incident, parameters: parameters)
+                jobs.append(
+                    NewOutboundJob(
+                        idempotencyKey: "event-\(event.id)-note-\(link.recordId)", eventId: event.id, partitionKey: event.partitionKey, action: "syncNote",
+                        ruleset: action.ruleset, rule: action.rule, payload: JobPayload.encode(action, orgId: link.orgId), receivedAt: event.receivedAt))
+                count += 1
+            }
+            return count
         }
 
         /// What own write this event echoes, if it does; consumes the matching stamps.

@@ -75,6 +75,9 @@ enum EchoGuard {
         case .runAutomationAction: pd("incident.action_invocation.created", "incident.action_invocation.updated", "incident.action_invocation.terminated")
         case .setIncidentConference: pd("incident.conference_bridge.updated")
         case .setIncidentDescription: pd("incident.annotated", "incident.custom_field_values.updated")
+        case .syncNote:
+            // The comment Switchboard posts must not come back as a new note.
+            if let record = outcome.createdRecordId { out.append((target(record: record), "create")) }
         case .setField:
             if let record = request.recordId, let field = request.parameters["field"]?.stringValue {
                 out.append((target(record: record), fieldFingerprint(field, request.parameters["value"]?.stringValue ?? "")))

@@ -20,7 +20,7 @@ struct SchemaTests {
         let fields = defs["pagerDutyField"]?["enum"]?.arrayValue?.compactMap(\.stringValue)
         #expect(fields == PagerDutyField.allCases.map(\.rawValue))
         let actions = defs["action"]?["oneOf"]?.arrayValue?.compactMap { $0["properties"]?["action"]?["const"]?.stringValue }
-        #expect(actions == ActionKind.allCases.map(\.rawValue))
+        #expect(actions == ActionKind.ruleActions.map(\.rawValue))
         for variant in defs["action"]?["oneOf"]?.arrayValue ?? [] {
             let name = variant["properties"]?["action"]?["const"]?.stringValue ?? ""
             let kind = try #require(ActionKind(rawValue: name))

@@ -141,6 +141,33 @@ struct PagerDutyConnectorTests {
         }
     }
 
+    @Test("A note added in PagerDuty goes to the linked case's feed and comments, as the object mappings say")
+    func noteSync() async throws {
+        try await PagerDutyHarness.run(rules: pagerDutyRules) { h in
+            try await h.postCase(["Priority": "High", "CaseNumber": "11"])
+            try await h.settle()
+            let id = try #require(h.simulator.incidents.first?["id"]?.stringValue)
+            // Off by default.
+            h.simulator.act(id, "note", value: "not synced", user: "maeve@example.com")
+            try await h.settle()
+            #expect(h.salesforce.snapshot.effects.isEmpty)
+            try await h.database.transaction { db in
+                try await SettingsStore.set("mapping.notesToFeed", value: "true", now: 0, on: db)
+                try await SettingsStore.set("mapping.notesToComment", value: "true", now: 0, on: db)
+            }
+            h.switchboard.processor.reloadConfiguration()
+            h.simulator.act(id, "note", value: "Rolled back the deploy", user: "maeve@example.com")
+            try await h.settle()
+            let notes = h.salesforce.snapshot.effects.filter { $0.action == .syncNote }
+            #expect(notes.count == 1)
+            #expect(notes.first?.recordId == "5003000000D8cuIAAR")
+            #expect(notes.first?.parameters["content"] == "Rolled back the deploy")
+            #expect(notes.first?.parameters["feed"] == .bool(true))
+            #expect(notes.first?.parameters["comment"] == .bool(true))
+            #expect(notes.first?.parameters["author"] == "Maeve Oncall")
+        }
+    }
+
     @Test("Failures: 5xx and 429 are retried (ratelimit-reset honoured), 400 is not")
     func retries() async throws {
         try await PagerDutyHarness.run(rules: pagerDutyRules) { h in

@@ -298,15 +298,21 @@ public struct FieldAssignment: Sendable, Hashable {
     }
 }
 
-/// The action names of the rules file.
+/// What an action does: the action names of the rules file, and the object mappings' own actions.
 public enum ActionKind: String, Sendable, Hashable, CaseIterable {
     case createIncident, acknowledge, resolve, setPriority, setUrgency, runIncidentWorkflow, runAutomationAction
     case reassign, addResponders, setField, createRecord, setIncidentConference, setIncidentDescription
+    /// Object mappings: a PagerDuty note copied to the linked records' Case Feed and/or Case Comments. Planned by the
+    /// "Sync PagerDuty notes" settings, not written in rules files.
+    case syncNote
+
+    /// The actions a rules file may name.
+    public static let ruleActions: [ActionKind] = allCases.filter { $0 != .syncNote }
 
     /// True when the action changes a PagerDuty incident (as opposed to a Salesforce record).
     public var actsOnPagerDuty: Bool {
         switch self {
-        case .setField, .createRecord: false
+        case .setField, .createRecord, .syncNote: false
         default: true
         }
     }
@@ -329,6 +335,7 @@ public enum ActionKind: String, Sendable, Hashable, CaseIterable {
         case .createRecord: [("object", false), ("fields", false)]
         case .setIncidentConference: [("field", true), ("numberField", false)]
         case .setIncidentDescription: [("field", true)]
+        case .syncNote: [("content", true), ("feed", false), ("comment", false)]
         }
     }
 
@@ -349,6 +356,7 @@ public enum ActionKind: String, Sendable, Hashable, CaseIterable {
         case .setIncidentConference: "Set the incident's conference bridge from a Salesforce URL field."
         case .setIncidentDescription:
             "Record a Salesforce text field as the incident's description. PagerDuty cannot change an incident's body after creation, so Switchboard sets the incident custom field `description` and adds the text as a note."
+        case .syncNote: "Copy a PagerDuty note to the linked record's Case Feed and/or Case Comments."
         }
     }
 }

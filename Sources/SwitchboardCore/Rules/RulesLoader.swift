@@ -527,7 +527,7 @@ struct RulesChecker {
             return nil
         }
         guard let nameNode = entries.first(where: { $0.key == "action" })?.value else {
-            report("\(path).action", node, "missing required key `action`", expected: "one of \(ActionKind.allCases.map(\.rawValue).joined(separator: ", "))")
+            report("\(path).action", node, "missing required key `action`", expected: "one of \(ActionKind.ruleActions.map(\.rawValue).joined(separator: ", "))")
             return nil
         }
         guard let name = string(nameNode, "\(path).action") else { return nil }
@@ -538,11 +538,11 @@ struct RulesChecker {
                 expected: "runIncidentWorkflow, which replaces response plays", suggestion: quoted("runIncidentWorkflow"))
             return nil
         }
-        guard let kind = ActionKind(rawValue: name) ?? ActionKind.allCases.first(where: { $0.rawValue.lowercased() == name.lowercased() }) else {
+        guard let kind = ActionKind.ruleActions.first(where: { $0.rawValue.lowercased() == name.lowercased() }) else {
             report(
                 "\(path).action", nameNode, "unknown action", found: quoted(name),
-                expected: "one of \(ActionKind.allCases.map(\.rawValue).joined(separator: ", "))",
-                suggestion: NearMiss.suggest(name, among: ActionKind.allCases.map(\.rawValue)).map(quoted))
+                expected: "one of \(ActionKind.ruleActions.map(\.rawValue).joined(separator: ", "))",
+                suggestion: NearMiss.suggest(name, among: ActionKind.ruleActions.map(\.rawValue)).map(quoted))
             return nil
         }
         let allowed = ["action"] + kind.parameters.map(\.name)
@@ -642,6 +642,9 @@ struct RulesChecker {
             guard let fieldName = id("field") else { return nil }
             let resolved = salesforceField(fieldName, m["field"], "\(path).field", object: object)
             return .setIncidentDescription(field: resolved?.resolved ?? fieldName)
+        case .syncNote:
+            // Not a rules-file action (see ActionKind.ruleActions); never reached.
+            return nil
         }
     }
 

@@ -140,3 +140,34 @@ public final class PagerDutySink: OutboundSink {
         return id
     }
 }
+
+/// PagerDuty may shorten a long note in its webhook (`trimmed: true`); before a note is copied to Salesforce, the
+/// whole text is read back through the REST API.
+public final class FullNoteSink: OutboundSink {
+    let wrapped: any OutboundSink
+    let connections: PagerDutyConnections
+
+    public init(wrapping sink: any OutboundSink, connections: PagerDutyConnections) {
+        self.wrapped = sink
+        self.connections = connections
+    }
+
+    public func perform(_ request: ActionRequest) async throws(ActionFailure) -> ActionOutcome {
+        guard request.action == .syncNote, request.parameters["trimmed"] == .bool(true), let incident = request.incidentId,
+            let noteId = request.parameters["noteId"]?.stringValue
+        else { return try await wrapped.perform(request) }
+        guard let client = await connections.current().client else {
+            throw .retryable("the note was shortened by PagerDuty and PagerDuty is not connected to read it in full")
+        }
+        var full = request
+        do {
+            if let note = try await client.notes(incident).first(where: { $0["id"]?.stringValue == noteId }), let content = note["content"] {
+                full.parameters["content"] = content
+                full.parameters["trimmed"] = nil
+            }
+        } catch {
+            throw error.isRetryable ? .retryable(error.description, retryAfter: error.retryAfter) : .permanent(error.description)
+        }
+        return try await wrapped.perform(full)
+    }
+}

@@ -319,6 +319,7 @@ public final class EventProcessor: Service {
                 var parameters: JSONObject = ["content": .string(content), "feed": .bool(notesToFeed), "comment": .bool(comment)]
                 parameters["author"] = e.agent.map { .string($0.summary ?? $0.id) } ?? .null
                 parameters["noteId"] = e.data["id"] ?? .null
+                if e.trimmed { parameters["trimmed"] = .bool(true) }
                 let action = PlannedAction(
                     action: .syncNote, ruleset: "object mappings", rule: "sync PagerDuty notes", target: .record(object: link.object, id: link.recordId),
                     sourceObject: "incident", sourceId: incident, parameters: parameters)

@@ -71,7 +71,8 @@ public struct Switchboard: Sendable {
         let sink =
             dependencies.sink
             ?? RoutingSink(
-                pagerDuty: ConnectedPagerDutySink(connections: pagerDuty), salesforce: dependencies.salesforceSink ?? UnconnectedSink(side: "Salesforce"))
+                pagerDuty: ConnectedPagerDutySink(connections: pagerDuty),
+                salesforce: FullNoteSink(wrapping: dependencies.salesforceSink ?? UnconnectedSink(side: "Salesforce"), connections: pagerDuty))
         intake = IntakeWriter(database: dependencies.database, clock: dependencies.clock) { eventsWritten.notify() }
         processor = EventProcessor(
             database: dependencies.database, rules: RulesProvider(), clock: dependencies.clock, settings: configuration.pipeline, log: log,

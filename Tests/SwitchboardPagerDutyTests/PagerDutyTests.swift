@@ -165,6 +165,27 @@ struct PagerDutyConnectorTests {
             #expect(notes.first?.parameters["feed"] == .bool(true))
             #expect(notes.first?.parameters["comment"] == .bool(true))
             #expect(notes.first?.parameters["author"] == "Maeve Oncall")
+
+            // A long note PagerDuty delivered trimmed is read back in full before it is copied.
+            let long = String(repeating: "Detailed timeline. ", count: 40)
+            h.simulator.act(id, "note", value: long, user: "maeve@example.com")
+            try await h.settle()
+            let noteId = try #require(h.simulator.notes(id).last?["id"]?.stringValue)
+            let secret = try #require(await h.switchboard.pagerDuty.webhookSecrets().first)
+            let body = JSONValue.object([
+                "event": .object([
+                    "id": "E-trimmed", "event_type": "incident.annotated", "resource_type": "incident", "occurred_at": "2026-11-24T03:00:00Z",
+                    "agent": .object(["id": "PUSER02", "type": "user_reference", "summary": "Maeve Oncall"]),
+                    "data": .object([
+                        "type": "incident_note", "id": .string(noteId), "content": .string(String(long.prefix(50))), "trimmed": .bool(true),
+                        "incident": .object(["id": .string(id), "type": "incident_reference"]),
+                    ]),
+                ])
+            ]).serialized()
+            #expect(await HTTP.post(h.baseURL + "/webhooks/pagerduty", body, headers: ["X-PagerDuty-Signature": WebhookSignature.sign(body: Array(body.utf8), secret: secret)])?.status == 202)
+            try await h.settle()
+            let copied = h.salesforce.snapshot.effects.filter { $0.action == .syncNote }.last
+            #expect(copied?.parameters["content"] == .string(long))
         }
     }
 

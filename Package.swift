@@ -30,6 +30,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-configuration.git", from: "1.4.0"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.8.0"),
     ],
     targets: [
         // The pure heart: values, events, rules, the engine. No I/O, no clock, no networking.
@@ -73,6 +74,7 @@ let package = Package(
                 "SwitchboardStorage",
                 "SwitchboardPipeline",
                 "SwitchboardPagerDuty",
+                "SwitchboardSalesforce",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -92,6 +94,20 @@ let package = Package(
             ],
             swiftSettings: strictSwift
         ),
+        // The Salesforce connector: OAuth, REST/Composite/Collections client with an API budget, the outbound sink,
+        // and change capture three ways (signed trigger posts, Change Data Capture over CometD, polling).
+        .target(
+            name: "SwitchboardSalesforce",
+            dependencies: [
+                "SwitchboardCore", "SwitchboardStorage", "SwitchboardPipeline",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSwift
+        ),
         // Simulators of the services Switchboard talks to, for tests and the demo (test infrastructure, held to the
         // real services' documented behaviour).
         .target(
@@ -102,6 +118,7 @@ let package = Package(
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -115,6 +132,7 @@ let package = Package(
                 "SwitchboardPipeline",
                 "SwitchboardServer",
                 "SwitchboardPagerDuty",
+                "SwitchboardSalesforce",
                 "SwitchboardSimulators",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Configuration", package: "swift-configuration"),
@@ -159,6 +177,15 @@ let package = Package(
             swiftSettings: strictSwift
         ),
         .testTarget(
+            name: "SwitchboardSalesforceTests",
+            dependencies: [
+                "SwitchboardCore", "SwitchboardStorage", "SwitchboardPipeline", "SwitchboardServer", "SwitchboardSalesforce",
+                "SwitchboardSimulators", "SwitchboardTestSupport",
+                .product(name: "JWTKit", package: "jwt-kit"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
             name: "SwitchboardSystemTests",
             dependencies: ["SwitchboardCore", "SwitchboardStorage", "SwitchboardTestSupport"],
             swiftSettings: strictSwift
@@ -167,7 +194,7 @@ let package = Package(
         .target(
             name: "SwitchboardTestSupport",
             dependencies: [
-                "SwitchboardCore", "SwitchboardStorage",
+                "SwitchboardCore", "SwitchboardStorage", "SwitchboardSimulators",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -4,6 +4,7 @@ import Logging
 import ServiceLifecycle
 import Synchronization
 import SwitchboardCore
+import SwitchboardSimulators
 
 /// An HTTP endpoint on loopback that records the actions a `switchboard serve` process sends to its sink,
 /// applying each idempotency key once, as PagerDuty's `incident_key` and real idempotency keys do.
@@ -19,22 +20,20 @@ public final class RecordingServer: Sendable {
     }
 
     private let state = Mutex(State())
+    private let server: Mutex<LoopbackServer?> = Mutex(nil)
     public let port: Int
-    private let task: Task<Void, any Error>
 
     public var url: String { "http://127.0.0.1:\(port)/actions" }
     public var snapshot: State { state.withLock { $0 } }
 
     public func failNext(_ n: Int) { state.withLock { $0.failNext = n } }
 
-    private init(port: Int, task: Task<Void, any Error>) {
+    private init(port: Int) {
         self.port = port
-        self.task = task
     }
 
     public static func start() async throws -> RecordingServer {
         let box = Mutex<RecordingServer?>(nil)
-        let (portStream, portContinuation) = AsyncStream.makeStream(of: Int.self)
         let router = Router()
         router.post("actions") { request, _ -> Response in
             let body = try await request.body.collect(upTo: 1 << 20)
@@ -45,14 +44,9 @@ public final class RecordingServer: Sendable {
         }
         var logger = Logger(label: "recording-server")
         logger.logLevel = .critical
-        let app = Application(
-            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-            onServerRunning: { channel in portContinuation.yield(channel.localAddress?.port ?? 0) }, logger: logger)
-        let group = ServiceGroup(configuration: .init(services: [app], logger: logger))
-        let task = Task { try await group.run() }
-        var iterator = portStream.makeAsyncIterator()
-        guard let port = await iterator.next() else { throw CancellationError() }
-        let server = RecordingServer(port: port, task: task)
+        let loopback = try await LoopbackServer.start(router: router, logger: logger)
+        let server = RecordingServer(port: loopback.port)
+        server.server.withLock { $0 = loopback }
         box.withLock { $0 = server }
         return server
     }
@@ -78,8 +72,7 @@ public final class RecordingServer: Sendable {
     }
 
     public func stop() async {
-        task.cancel()
-        _ = try? await task.value
+        await server.withLock { $0 }?.stop()
     }
 
 }

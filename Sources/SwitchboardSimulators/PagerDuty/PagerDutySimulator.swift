@@ -67,7 +67,7 @@ public final class PagerDutySimulator: Sendable {
     let state: Mutex<State>
     let http: HTTPClient
     let logger: Logger
-    private let running = Mutex<(task: Task<Void, any Error>, port: Int)?>(nil)
+    private let running = Mutex<LoopbackServer?>(nil)
 
     public init(options: Options = Options(), httpClient: HTTPClient = .shared) {
         self.options = options
@@ -83,31 +83,24 @@ public final class PagerDutySimulator: Sendable {
     /// Starts serving on `host:port` (0: a free port); returns the port.
     @discardableResult
     public func start(host: String = "127.0.0.1", port: Int = 0) async throws -> Int {
-        let (stream, continuation) = AsyncStream.makeStream(of: Int.self)
         let router = Router()
         router.add(middleware: SimulatorResponder(simulator: self))
-        let app = Application(
-            router: router, configuration: .init(address: .hostname(host, port: port), serverName: "PagerDuty simulator"),
-            onServerRunning: { continuation.yield($0.localAddress?.port ?? 0) }, logger: logger)
-        let group = ServiceGroup(configuration: .init(services: [app], logger: logger))
-        let task = Task { try await group.run() }
-        var iterator = stream.makeAsyncIterator()
-        guard let bound = await iterator.next() else { throw CancellationError() }
-        running.withLock { $0 = (task, bound) }
-        return bound
+        let server = try await LoopbackServer.start(
+            router: router, host: host, port: port, serverName: "PagerDuty simulator", logger: logger)
+        running.withLock { $0 = server }
+        return server.port
     }
 
     public var port: Int { running.withLock { $0?.port ?? 0 } }
     public var baseURL: String { "http://127.0.0.1:\(port)" }
 
     public func stop() async {
-        let task = running.withLock { $0?.task }
+        let server = running.withLock { $0 }
         state.withLock { s in
             for q in s.queues.values { q.finish() }
             s.queues = [:]
         }
-        task?.cancel()
-        _ = try? await task?.value
+        await server?.stop()
     }
 
     // MARK: What tests look at

@@ -1,0 +1,41 @@
+import Foundation
+import SwitchboardSalesforce
+import Testing
+
+@Suite("Salesforce trigger signatures")
+struct TriggerSignatureTests {
+    // The package's documented vector (docs/salesforce-package.md), computed independently of this code.
+    let secret = "test-trigger-secret"
+    let body = Array(#"{"object":"Case","isInsert":true,"old":null,"new":{},"orgId":"00D000000000001AAA"}"#.utf8)
+    let expected = "v1=1383467b61bf2fe5edcc6734362a57f945ed12763215f2c8cb72ee4bbacbca2f"
+
+    @Test("The package's test vector signs and verifies")
+    func vector() throws {
+        #expect(TriggerSignature.sign(secret: secret, timestamp: 1_700_000_000, body: body) == expected)
+        try TriggerSignature.verify(body: body, timestamp: "1700000000", signature: expected, secrets: [secret], now: 1_700_000_100)
+        // Rotation: any of several secrets.
+        try TriggerSignature.verify(body: body, timestamp: "1700000000", signature: expected, secrets: ["old", secret], now: 1_700_000_000)
+    }
+
+    @Test("Tampered, unsigned, stale, future and malformed posts are refused with the right status")
+    func refusals() {
+        func refusal(_ body: [UInt8], _ timestamp: String?, _ signature: String?, now: Int64 = 1_700_000_000) -> TriggerSignature.Refusal? {
+            do {
+                try TriggerSignature.verify(body: body, timestamp: timestamp, signature: signature, secrets: [secret], now: now)
+                return nil
+            } catch { return error }
+        }
+        var tampered = body
+        tampered[tampered.count - 3] = UInt8(ascii: "B")
+        #expect(refusal(tampered, "1700000000", expected) == .mismatch)
+        #expect(refusal(body, "1700000001", expected) == .mismatch, "the timestamp is inside the MAC")
+        #expect(refusal(body, nil, expected)?.status == 400)
+        #expect(refusal(body, "1700000000", nil)?.status == 400)
+        #expect(refusal(body, "yesterday", expected) == .malformedTimestamp("yesterday"))
+        #expect(refusal(body, "1700000000", expected, now: 1_700_000_301) == .stale(ageSeconds: 301))
+        #expect(refusal(body, "1700000000", expected, now: 1_699_999_699) == .stale(ageSeconds: -301))
+        #expect(refusal(body, "1700000000", "v1=zz") == .mismatch)
+        #expect(refusal(body, "1700000000", expected.uppercased().replacingOccurrences(of: "V1=", with: "v1=")) == nil, "hex case does not matter")
+        #expect(TriggerSignature.Refusal.mismatch.status == 403)
+    }
+}

@@ -37,6 +37,9 @@ public final class OutboxDispatcher: Service {
         self.random = random
     }
 
+    /// New jobs were written outside the event processor (requested actions): look now rather than at the next poll.
+    public func wake() { wakeUp.notify() }
+
     public func run() async throws {
         // On shutdown, jobs in hand finish (or fail and are rescheduled); claimed-but-unstarted ones do not exist
         // because each round starts only what it claimed.

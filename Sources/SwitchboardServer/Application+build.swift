@@ -8,6 +8,7 @@ import ServiceLifecycle
 import SwitchboardCore
 import SwitchboardPagerDuty
 import SwitchboardPipeline
+import SwitchboardSalesforce
 import SwitchboardStorage
 
 /// The outside world, injected: tests pass fakes, `serve` passes the real thing.
@@ -50,6 +51,7 @@ public struct Switchboard: Sendable {
     public let logger: Logger
     public let pagerDuty: PagerDutyConnections
     public let upkeep: SubscriptionUpkeep
+    public let salesforce: SalesforceConnections
 
     /// Wires the pipeline from the configuration and the dependencies.
     public init(configuration: ServerConfiguration, dependencies: Dependencies) {
@@ -68,6 +70,7 @@ public struct Switchboard: Sendable {
         let pagerDuty = PagerDutyConnections(
             database: dependencies.database, box: dependencies.secretBox, staticSecrets: configuration.pagerDutyWebhookSecrets, logger: dependencies.logger)
         self.pagerDuty = pagerDuty
+        salesforce = SalesforceConnections(database: dependencies.database, box: dependencies.secretBox, logger: dependencies.logger)
         let sink =
             dependencies.sink
             ?? RoutingSink(

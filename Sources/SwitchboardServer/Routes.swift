@@ -4,6 +4,7 @@ import Hummingbird
 import SwitchboardCore
 import SwitchboardPagerDuty
 import SwitchboardPipeline
+import SwitchboardSalesforce
 import SwitchboardStorage
 
 /// `/healthz`, `/readyz`, `/metrics`, `/status`.
@@ -59,6 +60,7 @@ struct IntakeRoutes {
     func register(on router: Router<SwitchboardRequestContext>) {
         router.post("webhooks/pagerduty") { request, context in try await pagerDuty(request, context) }
         router.post("webhooks/salesforce") { request, context in try await salesforce(request, context) }
+        router.post("webhooks/salesforce/actions") { request, context in try await salesforceActions(request, context) }
     }
 
     private func readJSON(_ request: Request, limit: Int, source: String) async throws -> (ByteBuffer, JSONValue) {
@@ -129,9 +131,14 @@ struct IntakeRoutes {
     private func salesforce(_ request: Request, _ context: SwitchboardRequestContext) async throws -> Response {
         let started = ContinuousClock.now
         let (body, json) = try await readJSON(request, limit: switchboard.configuration.salesforceMaxBodyBytes, source: "Salesforce")
+        let org = try await authenticateSalesforce(request, body: body, json: json, required: false)
         let changes: [SalesforceChange]
         do {
-            changes = try SalesforceTriggerPayload.decode(json)
+            changes = try SalesforceTriggerPayload.decode(json).map { change in
+                var change = change
+                if change.orgId == nil { change.orgId = org }
+                return change
+            }
         } catch {
             try await logRejection("Salesforce", "refused a trigger payload: \(error)", payload: String(buffer: body))
             throw IntakeError(.badRequest, "\(error)")
@@ -168,6 +175,71 @@ struct IntakeRoutes {
         }
         for _ in ids { switchboard.metrics.recordReceived(source: "salesforce", duplicate: false) }
         return jsonResponse(ids.isEmpty ? .ok : .accepted, ["accepted": .number(Double(ids.count)), "duplicates": .number(Double(duplicates)), "ids": .array(ids)])
+    }
+
+    /// The Flow action's requests: validated, then put in the outbox with the record's other jobs.
+    private func salesforceActions(_ request: Request, _ context: SwitchboardRequestContext) async throws -> Response {
+        let (body, json) = try await readJSON(request, limit: switchboard.configuration.salesforceMaxBodyBytes, source: "Salesforce actions")
+        // Actions reach PagerDuty, so they are never taken unsigned.
+        let org = try await authenticateSalesforce(request, body: body, json: json, required: true)
+        let decoded: (orgId: String?, requests: [RequestedActions.Request])
+        do {
+            decoded = try RequestedActions.decode(json)
+        } catch {
+            try await logRejection("Salesforce actions", "refused: \(error)", payload: String(buffer: body))
+            throw IntakeError(.badRequest, "\(error)")
+        }
+        let delivery = SHA256.hash(data: Array(buffer: body)).map { String(format: "%02x", $0) }.joined()
+        let now = switchboard.clock.millis
+        let requests = decoded.requests
+        let entry = switchboard.log.entry(
+            .info, "intake", "Salesforce Flow action: \(requests.map(\.action.rawValue).joined(separator: ", "))",
+            recordId: requests.count == 1 ? requests.first?.recordId : nil, payload: String(buffer: body))
+        let maxAttempts = switchboard.configuration.pipeline.maxAttempts
+        let created: Int
+        do {
+            created = try await switchboard.database.transaction { db in
+                let n = try await RequestedActions.enqueue(
+                    requests, orgId: org ?? decoded.orgId, deliveryKey: delivery, maxAttempts: maxAttempts, now: now, on: db)
+                if let entry { try await LogStore.write([entry], on: db) }
+                return n
+            }
+        } catch {
+            switchboard.logger.error("could not store Flow actions; answering 503", metadata: ["error": "\(error)"])
+            throw IntakeError(.serviceUnavailable, "the actions could not be stored; retry later")
+        }
+        switchboard.dispatcher.wake()
+        return jsonResponse(.accepted, ["accepted": .number(Double(requests.count)), "new": .number(Double(created))])
+    }
+
+    /// Checks the package's signature against the org's trigger secrets and returns the org. Trigger posts are
+    /// checked once any org has a trigger secret (before that, a fresh install accepts them, as PagerDuty's intake
+    /// does without a subscription); `required` posts are always checked.
+    private func authenticateSalesforce(_ request: Request, body: ByteBuffer, json: JSONValue, required: Bool) async throws -> String? {
+        let connections = await switchboard.salesforce.all()
+        let bodyOrg = json["orgId"]?.stringValue
+        let org = request.header(TriggerSignature.orgHeader) ?? bodyOrg
+        let anySecrets = connections.contains { !$0.triggerSecrets.isEmpty }
+        guard anySecrets || required else { return org.map(SalesforceId.normalized) }
+        let payload = String(buffer: body)
+        func refuse(_ refusal: TriggerSignature.Refusal) async throws -> Never {
+            try await logRejection("Salesforce", "refused a post from org \(org ?? "unknown"): \(refusal)", payload: payload)
+            throw IntakeError(HTTPResponse.Status(code: refusal.status), refusal.description)
+        }
+        guard let org, SalesforceId.isValid(org) else { try await refuse(.missing(header: TriggerSignature.orgHeader)) }
+        if let bodyOrg, !SalesforceId.same(bodyOrg, org) { try await refuse(.unknownOrg("\(org) (the body says \(bodyOrg))")) }
+        guard let connection = connections.first(where: { SalesforceId.same($0.orgId, org) }), !connection.triggerSecrets.isEmpty else {
+            try await refuse(.unknownOrg(org))
+        }
+        do {
+            try TriggerSignature.verify(
+                body: Array(buffer: body), timestamp: request.header(TriggerSignature.timestampHeader),
+                signature: request.header(TriggerSignature.signatureHeader), secrets: connection.triggerSecrets,
+                now: switchboard.clock.millis / 1000)
+        } catch {
+            try await refuse(error)
+        }
+        return connection.orgId
     }
 
     private static func map(_ value: JSONValue) -> JSONObject? {

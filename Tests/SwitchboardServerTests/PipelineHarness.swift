@@ -17,6 +17,7 @@ struct Harness: Sendable {
     let sink: RecordingSink
     let clock: ManualClock
     let database: any Database
+    let box: SecretBox
 
     static let start = Instant(iso8601: "2026-11-24T03:00:00Z")!
 
@@ -33,11 +34,13 @@ struct Harness: Sendable {
             let sink = RecordingSink()
             var logger = Logger(label: "test")
             logger.logLevel = .critical
-            let switchboard = Switchboard(configuration: configuration, dependencies: Dependencies(database: db, sink: sink, clock: clock, logger: logger))
+            let box = try SecretBox(encodedKey: SecretBox.generateEncodedKey())
+            let switchboard = Switchboard(
+                configuration: configuration, dependencies: Dependencies(database: db, sink: sink, clock: clock, secretBox: box, logger: logger))
             if let rules {
                 _ = try await db.transaction { try await RulesStore.save(document: rules, author: "test", comment: nil, now: 0, on: $0) }
             }
-            let harness = Harness(switchboard: switchboard, sink: sink, clock: clock, database: db)
+            let harness = Harness(switchboard: switchboard, sink: sink, clock: clock, database: db, box: box)
             let app = Application(router: buildRouter(switchboard), logger: logger)
             try await app.test(.router) { client in try await body(harness, client) }
         }

@@ -166,7 +166,14 @@ let package = Package(
         ),
         .testTarget(
             name: "SwitchboardSimulatorsTests",
-            dependencies: ["SwitchboardCore", "SwitchboardSimulators"],
+            dependencies: [
+                "SwitchboardCore", "SwitchboardSimulators",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
+                .product(name: "JWTKit", package: "jwt-kit"),
+            ],
             swiftSettings: strictSwift
         ),
         .testTarget(
@@ -183,6 +190,10 @@ let package = Package(
                 "SwitchboardCore", "SwitchboardStorage", "SwitchboardPipeline", "SwitchboardServer", "SwitchboardSalesforce",
                 "SwitchboardSimulators", "SwitchboardTestSupport",
                 .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strictSwift
         ),

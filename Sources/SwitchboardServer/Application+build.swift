@@ -20,7 +20,7 @@ public struct Dependencies: Sendable {
     public var logger: Logger
     /// Decrypts stored secrets (API keys, webhook secrets).
     public var secretBox: SecretBox?
-    /// Where Salesforce actions go when `sink` is nil (until the Salesforce connector is configured).
+    /// Where Salesforce actions go when `sink` is nil; nil: to the connected orgs.
     public var salesforceSink: (any OutboundSink)?
 
     public init(
@@ -52,6 +52,10 @@ public struct Switchboard: Sendable {
     public let pagerDuty: PagerDutyConnections
     public let upkeep: SubscriptionUpkeep
     public let salesforce: SalesforceConnections
+    /// One client (session, describe cache, API budget) per connected org.
+    public let salesforceClients: SalesforceClients
+    /// Change Data Capture and polling for the orgs connected that way.
+    public let capture: ChangeCaptureService
 
     /// Wires the pipeline from the configuration and the dependencies.
     public init(configuration: ServerConfiguration, dependencies: Dependencies) {
@@ -70,12 +74,15 @@ public struct Switchboard: Sendable {
         let pagerDuty = PagerDutyConnections(
             database: dependencies.database, box: dependencies.secretBox, staticSecrets: configuration.pagerDutyWebhookSecrets, logger: dependencies.logger)
         self.pagerDuty = pagerDuty
-        salesforce = SalesforceConnections(database: dependencies.database, box: dependencies.secretBox, logger: dependencies.logger)
+        let salesforce = SalesforceConnections(database: dependencies.database, box: dependencies.secretBox, logger: dependencies.logger)
+        self.salesforce = salesforce
+        let salesforceClients = SalesforceClients(connections: salesforce, logger: dependencies.logger)
+        self.salesforceClients = salesforceClients
         let sink =
             dependencies.sink
             ?? RoutingSink(
                 pagerDuty: ConnectedPagerDutySink(connections: pagerDuty),
-                salesforce: FullNoteSink(wrapping: dependencies.salesforceSink ?? UnconnectedSink(side: "Salesforce"), connections: pagerDuty))
+                salesforce: FullNoteSink(wrapping: dependencies.salesforceSink ?? salesforceClients.sink, connections: pagerDuty))
         intake = IntakeWriter(database: dependencies.database, clock: dependencies.clock) { eventsWritten.notify() }
         processor = EventProcessor(
             database: dependencies.database, rules: RulesProvider(), clock: dependencies.clock, settings: configuration.pipeline, log: log,
@@ -87,6 +94,9 @@ public struct Switchboard: Sendable {
         retention = RetentionService(
             database: dependencies.database, clock: dependencies.clock, log: log, interval: configuration.pipeline.retentionInterval,
             logger: dependencies.logger)
+        capture = ChangeCaptureService(
+            clients: salesforceClients, database: dependencies.database, intake: intake, clock: dependencies.clock, log: log,
+            logger: dependencies.logger, reconcileInterval: configuration.salesforceCaptureReconcile)
         upkeep = SubscriptionUpkeep(
             connections: pagerDuty, database: dependencies.database, intake: intake, clock: dependencies.clock, log: log,
             interval: configuration.pagerDutyUpkeepInterval, logger: dependencies.logger)
@@ -102,7 +112,17 @@ public func buildApplication(
     checkDatabase: @escaping @Sendable () async throws -> Void = {},
     onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) async throws -> some ApplicationProtocol {
-    let switchboard = Switchboard(configuration: configuration, dependencies: dependencies)
+    try await buildApplication(
+        Switchboard(configuration: configuration, dependencies: dependencies), dependencies: dependencies, checkDatabase: checkDatabase,
+        onServerRunning: onServerRunning)
+}
+
+/// Builds the application around parts already wired (tests keep a handle on them).
+public func buildApplication(
+    _ switchboard: Switchboard, dependencies: Dependencies, checkDatabase: @escaping @Sendable () async throws -> Void = {},
+    onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+) async throws -> some ApplicationProtocol {
+    let configuration = switchboard.configuration
     let router = buildRouter(switchboard)
     var app = Application(
         router: router,
@@ -117,8 +137,9 @@ public func buildApplication(
         switchboard.processor.ready.open()
         switchboard.dispatcher.ready.open()
         switchboard.retention.ready.open()
+        switchboard.capture.ready.open()
     }
-    app.addServices(switchboard.processor, switchboard.dispatcher, switchboard.retention, switchboard.upkeep, QueueDepthReporter(switchboard: switchboard))
+    app.addServices(switchboard.processor, switchboard.dispatcher, switchboard.retention, switchboard.upkeep, switchboard.capture, QueueDepthReporter(switchboard: switchboard))
     return app
 }
 

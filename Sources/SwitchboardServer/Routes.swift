@@ -41,9 +41,25 @@ struct OperationsRoutes {
                 for (k, v) in d.sorted(by: { $0.key < $1.key }) { o[k] = .number(Double(v)) }
                 return .object(o)
             }
+            var orgs: [JSONValue] = []
+            let budgets = switchboard.salesforceClients.budgets
+            for connection in await switchboard.salesforce.all() {
+                var o: JSONObject = [
+                    "orgId": .string(connection.orgId), "capture": .string(connection.capture.rawValue),
+                    "objects": .array(connection.objects.map(JSONValue.string)), "apiAccess": .bool(connection.hasAPIAccess),
+                ]
+                if let budget = budgets.first(where: { $0.orgId == connection.orgId })?.budget {
+                    o["apiBudget"] = .object([
+                        "used": budget.used.map { .number(Double($0)) } ?? .null, "max": budget.max.map { .number(Double($0)) } ?? .null,
+                        "exhausted": .bool(budget.exhausted),
+                    ])
+                }
+                orgs.append(.object(o))
+            }
             return jsonResponse(
                 .ok,
                 [
+                    "salesforce": .array(orgs),
                     "events": object(events), "jobs": object(jobs), "deadLetters": .number(Double(dead)),
                     "rulesVersion": version.map { .number(Double($0)) } ?? .null,
                     "suspendedRules": .array(

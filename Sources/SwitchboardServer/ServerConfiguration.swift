@@ -34,6 +34,8 @@ public struct ServerConfiguration: Sendable {
     /// How often the webhook subscription is checked (and re-enabled and backfilled when PagerDuty disabled it).
     public var pagerDutyUpkeepInterval: Duration = .seconds(60)
     public var salesforceMaxBodyBytes = 6 * 1024 * 1024
+    /// How often change capture looks for orgs connected, changed or removed (tests shorten it).
+    public var salesforceCaptureReconcile: Duration = .seconds(5)
     /// Names this process in leases and logs.
     public var instanceId = "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
 

@@ -179,6 +179,9 @@ public final class PostgreSQLDatabase: Database {
     public let dialect = DatabaseDialect.postgresql
     public let displayName: String
     let client: PostgresClient
+    /// `PostgresClient.run()` may run once: a second caller (an application inside a test that already runs the
+    /// pool) just waits.
+    private let running = Mutex(false)
     private let logger: Logger
 
     public init(url: String, logger: Logger) throws {
@@ -241,6 +244,10 @@ public final class PostgreSQLDatabase: Database {
     }
 
     public func run() async {
+        guard running.withLock({ r in defer { r = true }; return !r }) else {
+            while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
+            return
+        }
         await client.run()
     }
 

@@ -7,7 +7,7 @@ import SwitchboardSimulators
 struct SimulateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "simulate", abstract: "Run a simulator of an outside service on loopback, for trying Switchboard without accounts.",
-        subcommands: [PagerDuty.self])
+        subcommands: [PagerDuty.self, Salesforce.self])
 
     struct PagerDuty: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -35,6 +35,61 @@ struct SimulateCommand: AsyncParsableCommand {
                     let text = """
                         PagerDuty simulator on http://127.0.0.1:\(bound)  (API key \(key); users switchboard@example.com, maeve@example.com)
                         Controls: GET /_simulator/state, POST /_simulator/incidents {"service","title"}, POST /_simulator/incidents/ID/acknowledge
+
+                        """
+                    FileHandle.standardOutput.write(Data(text.utf8))
+                }, stop: { await simulator.stop() })
+            } catch {
+                throw CLIError(message: "cannot listen on 127.0.0.1:\(port): \(error)", code: 4)
+            }
+        }
+    }
+}
+
+extension SimulateCommand {
+    struct Salesforce: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "salesforce",
+            abstract: "A Salesforce org on loopback: OAuth, REST, Composite, Collections, SOQL, CometD change events, and /_simulator controls.",
+            discussion: """
+                Changes made through its API or its controls reach Switchboard the chosen way: --capture trigger posts the \
+                Salesforce package's signed payload to --trigger-url, cdc publishes change events on /cometd/<version>, none \
+                leaves Switchboard to poll. Exit codes: 0 stopped with Ctrl-C, 1 bad input, 4 the port cannot be bound.
+                """)
+        @Option(help: "Port (0: a free one).") var port: Int = 0
+        @Option(help: "trigger, cdc or none.") var capture: String = "none"
+        @Option(name: .customLong("trigger-url"), help: "Where trigger posts go, e.g. http://127.0.0.1:8080/webhooks/salesforce.") var triggerURL: String?
+        @Option(name: .customLong("trigger-secret"), help: "The secret that signs trigger posts.") var triggerSecret: String = "test-trigger-secret"
+        @Option(name: .customLong("certificate"), help: "A PEM file with the RSA public key that verifies JWT assertions.") var certificate: String?
+        @Option(name: .customLong("api-allocation"), help: "Daily API requests allowed.") var allocation: Int = 100_000
+
+        func validate() throws {
+            guard ["trigger", "cdc", "none"].contains(capture) else { throw ValidationError("--capture must be trigger, cdc or none") }
+            if capture == "trigger", triggerURL == nil { throw ValidationError("--capture trigger needs --trigger-url") }
+        }
+
+        func run() async throws {
+            var options = SalesforceSimulator.Options()
+            options.triggerSecret = triggerSecret
+            options.apiAllocation = allocation
+            if let certificate {
+                do { options.certificatePublicKeyPEM = try String(contentsOfFile: certificate, encoding: .utf8) } catch {
+                    throw CLIError.invalid("cannot read the certificate \(certificate): \(error)")
+                }
+            }
+            switch capture {
+            case "trigger": options.capture = .trigger(url: triggerURL ?? "")
+            case "cdc": options.capture = .cdc
+            default: options.capture = .none
+            }
+            let simulator = SalesforceSimulator(options: options)
+            let (port, org, key, secret, user) = (self.port, options.orgId, options.consumerKey, options.clientSecret, options.username)
+            do {
+                try await runUntilInterrupted({
+                    let bound = try await simulator.start(port: port)
+                    let text = """
+                        Salesforce simulator on http://127.0.0.1:\(bound)  (org \(org); consumer key \(key), client secret \(secret); user \(user))
+                        Controls: POST /_simulator/records/Case {fields}, PATCH /_simulator/records/Case/ID, GET /_simulator/usage
 
                         """
                     FileHandle.standardOutput.write(Data(text.utf8))

@@ -1,0 +1,329 @@
+import AsyncHTTPClient
+import CryptoExtras
+import Foundation
+import Hummingbird
+import Logging
+import ServiceLifecycle
+import SwitchboardCore
+import SwitchboardPagerDuty
+import SwitchboardPipeline
+import SwitchboardSalesforce
+import SwitchboardServer
+import SwitchboardSimulators
+import SwitchboardStorage
+import SwitchboardTestSupport
+import Testing
+
+/// Switchboard serving on a real port, with its real connectors, between a Salesforce simulator and a PagerDuty
+/// simulator: everything crosses HTTP.
+struct EndToEnd: Sendable {
+    let switchboard: Switchboard
+    let salesforce: SalesforceSimulator
+    let pagerDuty: PagerDutySimulator
+    let database: any Database
+    let baseURL: String
+    let orgId: String
+
+    static let rules = """
+        version: 1
+        rulesets:
+          - name: "Cases page on-call"
+            rules:
+              - name: page on high priority
+                object: Case
+                runOn: salesforce
+                conditions: [{ field: Priority, operator: equals, value: High }]
+                applyTo: new
+                actions:
+                  - { action: createIncident, service: PSVC001, title: { prefix: "Case: ", fields: [Subject] } }
+          - name: "Incidents update cases"
+            rules:
+              - name: follow ack
+                object: Case
+                runOn: pagerduty
+                conditions: [{ field: pagerduty.eventType, operator: equals, value: Acknowledge }]
+                applyTo: linked
+                actions: [{ action: setField, field: Status, value: Working }]
+              - name: close on resolve
+                object: Case
+                runOn: pagerduty
+                conditions: [{ field: pagerduty.eventType, operator: equals, value: Resolve }]
+                applyTo: linked
+                actions: [{ action: setField, field: Status, value: Closed }]
+        """
+
+    static let key = Result { try _RSA.Signing.PrivateKey(keySize: .bits2048) }
+
+    static func run(
+        _ backend: Backend = .sqlite, capture: CaptureMode, rules: String = rules,
+        salesforceOptions: @Sendable (inout SalesforceSimulator.Options) -> Void = { _ in },
+        _ body: @Sendable (EndToEnd) async throws -> Void
+    ) async throws {
+        let key = try Self.key.get()
+        var sfOptions = SalesforceSimulator.Options()
+        sfOptions.certificatePublicKeyPEM = key.publicKey.pemRepresentation
+        sfOptions.cometdConnectTimeout = .seconds(2)
+        sfOptions.capture = capture == .cdc ? .cdc : .none
+        salesforceOptions(&sfOptions)
+        let sf = sfOptions
+        let salesforce = SalesforceSimulator(options: sf)
+        var pdOptions = PagerDutySimulator.Options()
+        pdOptions.retryDelay = .milliseconds(20)
+        let pdKey = pdOptions.apiKey
+        let pagerDuty = PagerDutySimulator(options: pdOptions)
+        try await salesforce.start()
+        try await pagerDuty.start()
+        defer { Task { await salesforce.stop(); await pagerDuty.stop() } }
+        try await withTestDatabase(backend) { (db: any Database, _: String) async throws -> Void in
+            var logger = Logger(label: "e2e")
+            logger.logLevel = .critical
+            let box = try SecretBox(encodedKey: SecretBox.generateEncodedKey())
+            try await Migrations.migrate(db, now: 0)
+            let org = sf.orgId
+            var connection = SalesforceConnection(
+                orgId: org, loginURL: salesforce.baseURL, auth: .jwt, consumerKey: sf.consumerKey, username: sf.username,
+                capture: capture, objects: ["Case"], pollSeconds: 1, triggerSecrets: [sf.triggerSecret])
+            connection.privateKeyPEM = key.pemRepresentation
+            let stored = connection
+            try await db.transaction { sql in
+                try await stored.save(box: box, now: 0, on: sql)
+                _ = try await RulesStore.save(document: rules, author: "test", comment: nil, now: 0, on: sql)
+            }
+            var configuration = ServerConfiguration()
+            configuration.port = 0
+            configuration.pipeline.backoff = Backoff(baseSeconds: 0.05, capSeconds: 0.5)
+            configuration.pipeline.maxAttempts = 4
+            configuration.pipeline.pollInterval = .milliseconds(20)
+            configuration.salesforceCaptureReconcile = .milliseconds(200)
+            let dependencies = Dependencies(database: db, secretBox: box, logger: logger)
+            let switchboard = Switchboard(configuration: configuration, dependencies: dependencies)
+            let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
+            let app = try await buildApplication(switchboard, dependencies: dependencies, onServerRunning: { portContinuation.yield($0) })
+            let group = ServiceGroup(configuration: .init(services: [app], logger: logger))
+            let serving = Task { try await group.run() }
+            var iterator = ports.makeAsyncIterator()
+            guard let port = await iterator.next() else { throw CancellationError() }
+            let baseURL = "http://127.0.0.1:\(port)"
+            do {
+                // PagerDuty connected as `switchboard pagerduty connect` does.
+                var pd = PagerDutyConnection(apiKey: pdKey, region: .us, baseURL: pagerDuty.baseURL, fromEmail: "switchboard@example.com")
+                let created = try await PagerDutyClient(configuration: pd.configuration).createWebhookSubscription(
+                    url: baseURL + "/webhooks/pagerduty", events: PagerDutyConnection.subscribedEvents, filter: ["type": "account_reference"],
+                    description: "e2e")
+                pd.subscriptionId = created.id
+                pd.webhookSecrets = [created.secret]
+                let pdStored = pd
+                try await db.transaction { try await pdStored.save(box: box, now: 0, on: $0) }
+                switchboard.pagerDuty.invalidate()
+                switchboard.salesforce.invalidate()
+                if capture == .trigger { salesforce.setCapture(.trigger(url: baseURL + "/webhooks/salesforce")) }
+                let harness = EndToEnd(
+                    switchboard: switchboard, salesforce: salesforce, pagerDuty: pagerDuty, database: db, baseURL: baseURL, orgId: org)
+                try await harness.captureStarted(capture)
+                try await body(harness)
+            } catch {
+                await group.triggerGracefulShutdown()
+                _ = try? await serving.value
+                throw error
+            }
+            await group.triggerGracefulShutdown()
+            try await serving.value
+        }
+    }
+
+    /// CDC and polling report only changes after they start: wait for the subscription or the first poll.
+    func captureStarted(_ capture: CaptureMode) async throws {
+        switch capture {
+        case .trigger: return
+        case .cdc:
+            try await eventually("the CDC subscription") {
+                salesforce.requests.contains { $0.path.hasPrefix("/cometd/") && String(decoding: $0.body, as: UTF8.self).contains("/meta/subscribe") }
+            }
+        case .polling:
+            let org = orgId
+            try await eventually("the first poll") {
+                (try? await database.read { try await CaptureState.get(orgId: org, "poll.Case", on: $0) }) != nil
+            }
+        }
+    }
+
+    func eventually(_ what: String, timeout: Duration = .seconds(15), _ condition: @Sendable () async throws -> Bool) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if try await condition() { return }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        Issue.record("timed out waiting for \(what)")
+        throw CancellationError()
+    }
+
+    func links() async throws -> [Link] { try await database.read { try await LinkStore.find(on: $0) }.map(\.link) }
+    func deadLetters() async throws -> [DeadLetter] { try await database.read { try await JobStore.deadLetters(on: $0) } }
+}
+
+@Suite("Salesforce connector end to end, through both simulators")
+struct SalesforceEndToEndTests {
+    /// A case created in Salesforce pages on-call; on-call acknowledges and resolves; the case follows and closes.
+    static func roundTrip(_ e: EndToEnd) async throws {
+        let caseId = try e.salesforce.create("Case", ["Subject": "Checkout down", "Priority": "High", "Status": "New", "Origin": "Web"])
+        try await e.eventually("the incident for the case") { !(try await e.links()).isEmpty }
+        let link = try #require(try await e.links().first)
+        #expect(SalesforceId.same(link.recordId, caseId))
+        let incident = try #require(e.pagerDuty.incident(link.incidentId))
+        #expect(incident["title"]?.stringValue == "Case: Checkout down")
+
+        _ = e.pagerDuty.act(link.incidentId, "acknowledge")
+        try await e.eventually("the case to follow the acknowledgement") { e.salesforce.record("Case", caseId)?["Status"]?.stringValue == "Working" }
+        _ = e.pagerDuty.act(link.incidentId, "resolve")
+        try await e.eventually("the case to close") { e.salesforce.record("Case", caseId)?["Status"]?.stringValue == "Closed" }
+        #expect(e.salesforce.record("Case", caseId)?["IsClosed"] == .bool(true))
+
+        // Every write Switchboard made carried its call options, and its own changes coming back fired nothing.
+        let writes = e.salesforce.requests.filter { ["POST", "PATCH"].contains($0.method) && $0.path.hasPrefix("/services/data/") }
+        #expect(!writes.isEmpty)
+        #expect(writes.allSatisfy { $0.header("Sforce-Call-Options") == "client=switchboard" })
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(e.pagerDuty.incidents.count == 1)
+        #expect(try await e.deadLetters().isEmpty)
+    }
+
+    @Test("Trigger posts: case → incident → acknowledged → resolved → case closed")
+    func triggerRoundTrip() async throws {
+        try await EndToEnd.run(capture: .trigger) { e in
+            try await Self.roundTrip(e)
+            #expect(e.salesforce.triggerPosts.allSatisfy { $0.status == 202 || $0.status == 200 }, "every signed post was taken")
+        }
+    }
+
+    @Test("Change Data Capture: the same round trip with no Apex in the org")
+    func cdcRoundTrip() async throws {
+        try await EndToEnd.run(capture: .cdc) { e in try await Self.roundTrip(e) }
+    }
+
+    @Test("Polling: the same round trip with no setup in the org")
+    func pollingRoundTrip() async throws {
+        try await EndToEnd.run(capture: .polling) { e in try await Self.roundTrip(e) }
+    }
+
+    @Test("On PostgreSQL: the trigger round trip", .enabled(if: TestPostgres.isAvailable, Comment(rawValue: TestPostgres.skipReason)))
+    func triggerRoundTripOnPostgres() async throws {
+        try await EndToEnd.run(.postgresql, capture: .trigger) { e in try await Self.roundTrip(e) }
+    }
+}
+
+@Suite("Salesforce connector end to end: sessions, validation errors, batches")
+struct SalesforceEndToEndFailureTests {
+    @Test("Sessions expiring mid-run are renewed once and the write replayed; nothing is lost")
+    func sessionExpiry() async throws {
+        try await EndToEnd.run(capture: .trigger) { e in
+            let caseId = try e.salesforce.create("Case", ["Subject": "Login broken", "Priority": "High", "Status": "New"])
+            try await e.eventually("the incident") { !(try await e.links()).isEmpty }
+            let incident = try #require(try await e.links().first?.incidentId)
+            _ = e.pagerDuty.act(incident, "acknowledge")
+            try await e.eventually("the first write") { e.salesforce.record("Case", caseId)?["Status"]?.stringValue == "Working" }
+            let tokensBefore = e.salesforce.requests.filter { $0.path == "/services/oauth2/token" }.count
+            e.salesforce.expireSessions()
+            _ = e.pagerDuty.act(incident, "resolve")
+            try await e.eventually("the write after expiry") { e.salesforce.record("Case", caseId)?["Status"]?.stringValue == "Closed" }
+            let refused = e.salesforce.requests.filter { $0.status == 401 && $0.path.hasPrefix("/services/data/") }
+            #expect(!refused.isEmpty, "the expired session was used and refused")
+            #expect(e.salesforce.requests.filter { $0.path == "/services/oauth2/token" }.count == tokensBefore + 1, "renewed once")
+            #expect(try await e.deadLetters().isEmpty)
+        }
+    }
+
+    @Test("A validation error from Salesforce dead-letters the job with Salesforce's message")
+    func validationErrorIsDeadLettered() async throws {
+        try await EndToEnd.run(capture: .trigger) { e in
+            // The org's validation rule: a closed case needs a Subject.
+            let caseId = try e.salesforce.create("Case", ["Priority": "High", "Status": "New", "Description": "no subject"])
+            try await e.eventually("the incident") { !(try await e.links()).isEmpty }
+            let incident = try #require(try await e.links().first?.incidentId)
+            _ = e.pagerDuty.act(incident, "resolve")
+            try await e.eventually("the dead letter") { !(try await e.deadLetters()).isEmpty }
+            let dead = try #require(try await e.deadLetters().first)
+            #expect(dead.action == "setField")
+            #expect(dead.error.contains("FIELD_CUSTOM_VALIDATION_EXCEPTION"))
+            #expect(dead.error.contains("Closed cases need a Subject"))
+            #expect(dead.attempts == 1, "a validation error is not retried")
+            #expect(e.salesforce.record("Case", caseId)?["Status"]?.stringValue == "New")
+        }
+    }
+
+    @Test("A trigger batch of 200 records arrives as one signed post and becomes 200 events, in order")
+    func triggerBatchOf200() async throws {
+        try await EndToEnd.run(capture: .trigger) { e in
+            // A data load: one Collections call of 200 cases fires the trigger once.
+            let provider = try SalesforceTokenProvider(
+                flow: .clientCredentials(clientId: SalesforceSimulator.Options().consumerKey, clientSecret: SalesforceSimulator.Options().clientSecret),
+                loginURL: e.salesforce.baseURL)
+            let loader = SalesforceClient(sessions: provider, configuration: .init(callOptionsClient: "dataloader"))
+            let records = (0..<200).map { CollectionRecord(object: "Case", fields: ["Subject": .string("Imported \($0)"), "Priority": "Low"]) }
+            let results = try await loader.createCollection(records, allOrNone: true)
+            #expect(results.count == 200 && results.allSatisfy(\.success))
+            try await e.eventually("the batch's events") {
+                let counts = try await e.database.read { try await EventStore.counts(on: $0) }
+                return counts.values.reduce(0, +) == 200
+            }
+            // The simulator notes a post once Switchboard has answered it.
+            try await e.eventually("the post's answer") { e.salesforce.triggerPosts.contains { $0.status != nil } }
+            let posts = e.salesforce.triggerPosts
+            #expect(posts.count == 1)
+            #expect(posts.first?.status == 202)
+            #expect(posts.first?.recordIds.count == 200)
+            let events = try await e.database.read { try await EventStore.list(source: .salesforce, limit: 500, on: $0) }.reversed()
+            let order = events.compactMap { event in results.firstIndex { $0.id.map { event.payload.contains($0) } ?? false } }
+            #expect(order == Array(0..<200), "one event per record, in the batch's order")
+        }
+    }
+}
+
+@Suite("Salesforce API calls for note sync")
+struct NoteSyncCallCountTests {
+    /// Syncs `notes` notes spread over `cases` cases (Case Feed and Case Comment each) through the sink, 64 at a
+    /// time as the dispatcher runs them, and returns the API calls the simulator counted.
+    static func calls(batching: Bool, notes: Int = 1_000, cases: Int = 50) async throws -> Int {
+        let simulator = SalesforceSimulator()
+        try await simulator.start()
+        do {
+            let options = SalesforceSimulator.Options()
+            var caseIds: [String] = []
+            for i in 0..<cases { caseIds.append(try simulator.create("Case", ["Subject": .string("Case \(i)")])) }
+            let provider = SalesforceTokenProvider(
+                flow: .clientCredentials(clientId: options.consumerKey, clientSecret: options.clientSecret), loginURL: simulator.baseURL)
+            let client = SalesforceClient(sessions: provider)
+            _ = try await client.describe("CaseComment")
+            _ = try await client.describe("FeedItem")
+            let sink = SalesforceSink(client: client, configuration: .init(batching: batching))
+            let before = simulator.apiCallsUsed
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for i in 0..<notes {
+                    if i >= 64 { try await group.next() }
+                    let request = ActionRequest(
+                        idempotencyKey: "note-\(i)", action: .syncNote, ruleset: nil, rule: nil, incidentId: "PINC\(i % cases)", object: "Case",
+                        recordId: caseIds[i % cases], orgId: options.orgId,
+                        parameters: ["content": .string("On-call note \(i): still investigating"), "feed": .bool(true), "comment": .bool(true)])
+                    group.addTask { _ = try await sink.perform(request) }
+                }
+                try await group.waitForAll()
+            }
+            let used = simulator.apiCallsUsed - before
+            #expect(simulator.records("CaseComment").count == notes)
+            #expect(simulator.records("FeedItem").count == notes)
+            await simulator.stop()
+            return used
+        } catch {
+            await simulator.stop()
+            throw error
+        }
+    }
+
+    @Test("1,000 notes onto 50 cases: batched into Collections calls, at least 20× fewer calls than one per note")
+    func noteSyncCallCount() async throws {
+        let unbatched = try await Self.calls(batching: false)
+        let batched = try await Self.calls(batching: true)
+        print("Salesforce API calls for 1,000 notes on 50 cases (Feed + Comment): unbatched \(unbatched), batched \(batched)")
+        #expect(unbatched >= 2_000)
+        #expect(batched * 20 <= 1_000, "batched: \(batched) calls")
+    }
+}

@@ -199,7 +199,10 @@ let package = Package(
         ),
         .testTarget(
             name: "SwitchboardSystemTests",
-            dependencies: ["SwitchboardCore", "SwitchboardStorage", "SwitchboardTestSupport"],
+            dependencies: [
+                "SwitchboardCore", "SwitchboardStorage", "SwitchboardSimulators", "SwitchboardTestSupport",
+                .product(name: "CryptoExtras", package: "swift-crypto"),
+            ],
             swiftSettings: strictSwift
         ),
         // Helpers shared by the test targets: databases for both backends, a recording HTTP sink, process control.

@@ -71,11 +71,15 @@ public enum ActionFailure: Error, Sendable, Hashable, CustomStringConvertible {
     case retryable(String, retryAfter: Double? = nil)
     /// Retrying cannot help (400, validation errors, missing permissions): straight to the dead letters.
     case permanent(String)
+    /// The far side asks to wait (an org's API budget is spent): run again after `retryAfter` seconds without
+    /// using up an attempt, however long the wait lasts, so nothing is dead-lettered for it.
+    case postponed(String, retryAfter: Double)
 
     public var description: String {
         switch self {
         case .retryable(let m, let after): after.map { "\(m) (retry after \($0) s)" } ?? m
         case .permanent(let m): m
+        case .postponed(let m, let after): "\(m) (postponed \(after) s)"
         }
     }
 }

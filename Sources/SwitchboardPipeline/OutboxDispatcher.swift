@@ -238,11 +238,22 @@ public final class OutboxDispatcher: Service {
 
     private func fail(_ job: OutboundJob, _ failure: ActionFailure) async throws {
         let now = clock.millis
+        if case .postponed(_, let after) = failure {
+            let entry = log.entry(.info, "dispatch", "\(job.action) (job \(job.id)) postponed: \(failure)", eventId: job.eventId)
+            let worker = self.worker
+            try await database.transaction { db in
+                try await JobStore.postpone(
+                    id: job.id, worker: worker, reason: failure.description, runAfter: now + Int64(max(0, after) * 1000), now: now, on: db)
+                if let entry { try await LogStore.write([entry], on: db) }
+            }
+            metrics.action(job.action, outcome: "postponed")
+            return
+        }
         let retryAt: Int64?
         switch failure {
         case .retryable(_, let after):
             retryAt = now + settings.backoff.delay(afterAttempt: job.attempts, retryAfter: after, random: random())
-        case .permanent:
+        case .permanent, .postponed:
             retryAt = nil
         }
         let willRetry = retryAt != nil && job.attempts < job.maxAttempts

@@ -11,13 +11,15 @@ public final class SalesforceClients: Sendable {
     public let connections: SalesforceConnections
     let httpClient: HTTPClient
     let sinkConfiguration: SalesforceSinkConfiguration
+    let limitWaitSeconds: Double
     let logger: Logger
     private let entries = Mutex<[String: (connection: SalesforceConnection, client: SalesforceClient, sink: SalesforceSink)]>([:])
 
     public init(
         connections: SalesforceConnections, httpClient: HTTPClient = .shared, sinkConfiguration: SalesforceSinkConfiguration = .init(),
-        logger: Logger
+        limitWaitSeconds: Double = 60, logger: Logger
     ) {
+        self.limitWaitSeconds = limitWaitSeconds
         self.connections = connections
         self.httpClient = httpClient
         self.sinkConfiguration = sinkConfiguration
@@ -38,7 +40,7 @@ public final class SalesforceClients: Sendable {
         let provider = try SalesforceTokenProvider(connection: connection, httpClient: httpClient, logger: logger)
         let client = SalesforceClient(
             sessions: provider, configuration: .init(apiVersion: connection.apiVersion, callOptionsClient: connection.callOptionsClient),
-            httpClient: httpClient, logger: logger)
+            budget: APIBudget(limitRetryAfter: limitWaitSeconds), httpClient: httpClient, logger: logger)
         let entry = (connection, client, SalesforceSink(client: client, configuration: sinkConfiguration, logger: logger))
         entries.withLock { $0[connection.orgId] = entry }
         return entry

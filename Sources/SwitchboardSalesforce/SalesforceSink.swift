@@ -85,7 +85,7 @@ public final class SalesforceSink: OutboundSink {
     public static func failure(for error: SalesforceError) -> ActionFailure {
         switch error {
         case .transport, .malformedResponse: return .retryable(error.description)
-        case .limitExceeded(_, let after): return .retryable(error.description, retryAfter: after)
+        case .limitExceeded(_, let after): return .postponed(error.description, retryAfter: after ?? 60)
         case .authorization, .missingRequiredFields: return .permanent(error.description)
         case .api(let status, let errors):
             if status == 401 || status == 408 || status == 429 || status >= 500 || errors.contains(where: { retryableCodes.contains($0.code) }) {

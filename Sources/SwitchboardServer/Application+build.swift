@@ -76,7 +76,8 @@ public struct Switchboard: Sendable {
         self.pagerDuty = pagerDuty
         let salesforce = SalesforceConnections(database: dependencies.database, box: dependencies.secretBox, logger: dependencies.logger)
         self.salesforce = salesforce
-        let salesforceClients = SalesforceClients(connections: salesforce, logger: dependencies.logger)
+        let salesforceClients = SalesforceClients(
+            connections: salesforce, limitWaitSeconds: configuration.salesforceLimitWaitSeconds, logger: dependencies.logger)
         self.salesforceClients = salesforceClients
         let sink =
             dependencies.sink

@@ -36,6 +36,8 @@ public struct ServerConfiguration: Sendable {
     public var salesforceMaxBodyBytes = 6 * 1024 * 1024
     /// How often change capture looks for orgs connected, changed or removed (tests shorten it).
     public var salesforceCaptureReconcile: Duration = .seconds(5)
+    /// How long work waits after an org's API budget is spent, in seconds.
+    public var salesforceLimitWaitSeconds: Double = 60
     /// Names this process in leases and logs.
     public var instanceId = "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
 
@@ -63,6 +65,7 @@ public struct ServerConfiguration: Sendable {
         ("pagerduty.webhookSecrets", "webhook signing secrets (comma-separated) accepted besides the connected subscription's"),
         ("pagerduty.upkeepSeconds", "how often the webhook subscription is checked, re-enabled and backfilled (default 60)"),
         ("intake.salesforceMaxBytes", "largest Salesforce payload accepted (default 6291456)"),
+        ("salesforce.limitWaitSeconds", "how long work waits after an org's API budget is spent (REQUEST_LIMIT_EXCEEDED) before trying again (default 60)"),
         ("instance.id", "names this process in leases and logs (default host-pid)"),
     ]
 
@@ -174,6 +177,7 @@ public struct ServerConfiguration: Sendable {
         var upkeep = 60
         int("pagerduty.upkeepSeconds", 1...86_400, into: &upkeep)
         pagerDutyUpkeepInterval = .seconds(upkeep)
+        double("salesforce.limitWaitSeconds", 0.01...86_400, into: &salesforceLimitWaitSeconds)
         if !problems.isEmpty { throw ConfigurationError(problems: problems) }
     }
 }

@@ -180,6 +180,18 @@ public enum JobStore {
         return true
     }
 
+    /// Puts a claimed job back to run after `runAfter`, giving back the attempt its claim took: waiting for the far
+    /// side's budget is not a failure of the job.
+    public static func postpone(id: Int64, worker: String, reason: String, runAfter: Int64, now: Int64, on db: any SQLDatabase) async throws {
+        try await db.raw(
+            """
+            UPDATE outbound_jobs SET status = 'pending', run_after = \(bind: runAfter), last_error = \(bind: reason), locked_by = NULL,
+              locked_until = NULL, attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, updated_at = \(bind: now)
+            WHERE id = \(bind: id) AND locked_by = \(bind: worker)
+            """
+        ).run()
+    }
+
     /// Returns a dead job to the queue, to run now with a fresh set of attempts. Later dead jobs of the same event
     /// come back with it: they usually failed because it did (responders for an incident never created).
     public static func retryDead(jobId: Int64, now: Int64, on db: any SQLDatabase) async throws -> Bool {

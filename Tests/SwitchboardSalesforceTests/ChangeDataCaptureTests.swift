@@ -367,7 +367,7 @@ fileprivate struct CDCHarness {
 fileprivate struct TimedOut: Error {}
 
 /// Polls `condition` until it holds, failing the test after `timeout`.
-fileprivate func eventually(_ what: String, timeout: Duration = .seconds(5), _ condition: () async -> Bool) async throws {
+fileprivate func eventually(_ what: String, timeout: Duration = .seconds(30), _ condition: () async -> Bool) async throws {
     let deadline = ContinuousClock.now + timeout
     while ContinuousClock.now < deadline {
         if await condition() { return }
@@ -613,7 +613,8 @@ struct ChangeDataCaptureTests {
         let start = ContinuousClock.now
         task.cancel()
         try await task.value
-        #expect(ContinuousClock.now - start < .seconds(1))
+        // Well inside the 30-second poll, with room for a loaded machine.
+        #expect(ContinuousClock.now - start < .seconds(5))
         await h.stop()
     }
 
@@ -628,7 +629,8 @@ struct ChangeDataCaptureTests {
         let start = ContinuousClock.now
         await group.triggerGracefulShutdown()
         try await task.value
-        #expect(ContinuousClock.now - start < .seconds(1))
+        // Well inside the 30-second poll, with room for a loaded machine.
+        #expect(ContinuousClock.now - start < .seconds(5))
         await h.stop()
     }
 }

@@ -545,7 +545,7 @@ struct SalesforceClientTests {
             Issue.record("no error")
         } catch {
             #expect(error == .limitExceeded(message: "TotalRequests Limit exceeded.", retryAfterSeconds: 60))
-            #expect(SalesforceSink.failure(for: error) == .retryable(error.description, retryAfter: 60))
+            #expect(SalesforceSink.failure(for: error) == .postponed(error.description, retryAfter: 60))
         }
         let afterRefusal = fake.requests.count
         await #expect(throws: SalesforceError.self) { _ = try await client.create("Case", fields: [:], priority: .high) }

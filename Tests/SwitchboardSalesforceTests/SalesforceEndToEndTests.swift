@@ -3,6 +3,7 @@ import CryptoExtras
 import Foundation
 import Hummingbird
 import Logging
+import Synchronization
 import ServiceLifecycle
 import SwitchboardCore
 import SwitchboardPagerDuty
@@ -23,6 +24,11 @@ struct EndToEnd: Sendable {
     let database: any Database
     let baseURL: String
     let orgId: String
+    /// Stops Switchboard and starts a new process-like instance on the same database (another port). `database` and
+    /// `switchboard` are the first instance's: closed after a restart.
+    let restart: @Sendable () async throws -> Void
+    /// Stops Switchboard (work in flight finishes); `restart` brings it back.
+    let stop: @Sendable () async -> Void
 
     static let rules = """
         version: 1
@@ -57,6 +63,7 @@ struct EndToEnd: Sendable {
     static func run(
         _ backend: Backend = .sqlite, capture: CaptureMode, rules: String = rules,
         salesforceOptions: @Sendable (inout SalesforceSimulator.Options) -> Void = { _ in },
+        configure: @Sendable (inout ServerConfiguration) -> Void = { _ in },
         _ body: @Sendable (EndToEnd) async throws -> Void
     ) async throws {
         let key = try Self.key.get()
@@ -74,9 +81,10 @@ struct EndToEnd: Sendable {
         try await salesforce.start()
         try await pagerDuty.start()
         defer { Task { await salesforce.stop(); await pagerDuty.stop() } }
-        try await withTestDatabase(backend) { (db: any Database, _: String) async throws -> Void in
-            var logger = Logger(label: "e2e")
-            logger.logLevel = .critical
+        try await withTestDatabase(backend) { (db: any Database, url: String) async throws -> Void in
+            var quiet = Logger(label: "e2e")
+            quiet.logLevel = .critical
+            let logger = quiet
             let box = try SecretBox(encodedKey: SecretBox.generateEncodedKey())
             try await Migrations.migrate(db, now: 0)
             let org = sf.orgId
@@ -95,15 +103,12 @@ struct EndToEnd: Sendable {
             configuration.pipeline.maxAttempts = 4
             configuration.pipeline.pollInterval = .milliseconds(20)
             configuration.salesforceCaptureReconcile = .milliseconds(200)
+            configure(&configuration)
             let dependencies = Dependencies(database: db, secretBox: box, logger: logger)
-            let switchboard = Switchboard(configuration: configuration, dependencies: dependencies)
-            let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
-            let app = try await buildApplication(switchboard, dependencies: dependencies, onServerRunning: { portContinuation.yield($0) })
-            let group = ServiceGroup(configuration: .init(services: [app], logger: logger))
-            let serving = Task { try await group.run() }
-            var iterator = ports.makeAsyncIterator()
-            guard let port = await iterator.next() else { throw CancellationError() }
-            let baseURL = "http://127.0.0.1:\(port)"
+            let settings = configuration
+            let server = RunningServer()
+            let switchboard = try await server.start(configuration: settings, dependencies: dependencies, logger: logger)
+            let baseURL = server.baseURL
             do {
                 // PagerDuty connected as `switchboard pagerduty connect` does.
                 var pd = PagerDutyConnection(apiKey: pdKey, region: .us, baseURL: pagerDuty.baseURL, fromEmail: "switchboard@example.com")
@@ -118,16 +123,22 @@ struct EndToEnd: Sendable {
                 switchboard.salesforce.invalidate()
                 if capture == .trigger { salesforce.setCapture(.trigger(url: baseURL + "/webhooks/salesforce")) }
                 let harness = EndToEnd(
-                    switchboard: switchboard, salesforce: salesforce, pagerDuty: pagerDuty, database: db, baseURL: baseURL, orgId: org)
+                    switchboard: switchboard, salesforce: salesforce, pagerDuty: pagerDuty, database: db, baseURL: baseURL, orgId: org,
+                    restart: { [server] in
+                        await server.stop()
+                        // A stopped server has closed its database, as a process would: the new one opens its own.
+                        let reopened = try await openDatabase(url: url, logger: logger)
+                        let next = Dependencies(database: reopened, secretBox: box, logger: logger)
+                        _ = try await server.start(configuration: settings, dependencies: next, logger: logger)
+                    },
+                    stop: { [server] in await server.stop() })
                 try await harness.captureStarted(capture)
                 try await body(harness)
             } catch {
-                await group.triggerGracefulShutdown()
-                _ = try? await serving.value
+                await server.stop()
                 throw error
             }
-            await group.triggerGracefulShutdown()
-            try await serving.value
+            await server.stop()
         }
     }
 
@@ -159,6 +170,31 @@ struct EndToEnd: Sendable {
 
     func links() async throws -> [Link] { try await database.read { try await LinkStore.find(on: $0) }.map(\.link) }
     func deadLetters() async throws -> [DeadLetter] { try await database.read { try await JobStore.deadLetters(on: $0) } }
+}
+
+/// The application serving in its own service group, stopped by graceful shutdown.
+final class RunningServer: Sendable {
+    private let current = Mutex<(group: ServiceGroup, task: Task<Void, any Error>, port: Int)?>(nil)
+
+    var baseURL: String { "http://127.0.0.1:\(current.withLock { $0?.port ?? 0 })" }
+
+    func start(configuration: ServerConfiguration, dependencies: Dependencies, logger: Logger) async throws -> Switchboard {
+        let switchboard = Switchboard(configuration: configuration, dependencies: dependencies)
+        let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
+        let app = try await buildApplication(switchboard, dependencies: dependencies, onServerRunning: { portContinuation.yield($0) })
+        let group = ServiceGroup(configuration: .init(services: [app], logger: logger))
+        let task = Task { try await group.run() }
+        var iterator = ports.makeAsyncIterator()
+        guard let port = await iterator.next() else { throw CancellationError() }
+        current.withLock { $0 = (group, task, port) }
+        return switchboard
+    }
+
+    func stop() async {
+        guard let running = current.withLock({ c in defer { c = nil }; return c }) else { return }
+        await running.group.triggerGracefulShutdown()
+        _ = try? await running.task.value
+    }
 }
 
 @Suite("Salesforce connector end to end, through both simulators")
@@ -205,6 +241,26 @@ struct SalesforceEndToEndTests {
         try await EndToEnd.run(capture: .polling) { e in try await Self.roundTrip(e) }
     }
 
+    @Test("CDC after a restart: events published while Switchboard was down are replayed from the stored replay id, once")
+    func cdcReplayAfterRestart() async throws {
+        try await EndToEnd.run(capture: .cdc) { e in
+            _ = try e.salesforce.create("Case", ["Subject": "Before the restart", "Priority": "High", "Status": "New"])
+            try await e.eventually("the first incident") { e.pagerDuty.incidents.count == 1 }
+            let org = e.orgId
+            try await e.eventually("the replay id stored") {
+                (try? await e.database.read { try await CaptureState.get(orgId: org, "replay./data/CaseChangeEvent", on: $0) }) != nil
+            }
+            await e.stop()
+            // While Switchboard is down, Salesforce keeps the events (72 hours).
+            _ = try e.salesforce.create("Case", ["Subject": "During the restart", "Priority": "High", "Status": "New"])
+            try await e.restart()
+            try await e.eventually("the missed case's incident") { e.pagerDuty.incidents.count == 2 }
+            try await Task.sleep(for: .milliseconds(500))
+            let titles = e.pagerDuty.incidents.compactMap { $0["title"]?.stringValue }.sorted()
+            #expect(titles == ["Case: Before the restart", "Case: During the restart"], "each case paged once")
+        }
+    }
+
     @Test("On PostgreSQL: the trigger round trip", .enabled(if: TestPostgres.isAvailable, Comment(rawValue: TestPostgres.skipReason)))
     func triggerRoundTripOnPostgres() async throws {
         try await EndToEnd.run(.postgresql, capture: .trigger) { e in try await Self.roundTrip(e) }
@@ -229,6 +285,42 @@ struct SalesforceEndToEndFailureTests {
             #expect(!refused.isEmpty, "the expired session was used and refused")
             #expect(e.salesforce.requests.filter { $0.path == "/services/oauth2/token" }.count == tokensBefore + 1, "renewed once")
             #expect(try await e.deadLetters().isEmpty)
+        }
+    }
+
+    @Test("The org's API allocation spent: work waits without using up attempts, and resumes when there is room; nothing is lost")
+    func allocationExhausted() async throws {
+        try await EndToEnd.run(capture: .trigger, configure: { $0.salesforceLimitWaitSeconds = 0.2 }) { e in
+            let caseId = try e.salesforce.create("Case", ["Subject": "Search slow", "Priority": "High", "Status": "New"])
+            try await e.eventually("the incident") { !(try await e.links()).isEmpty }
+            let incident = try #require(try await e.links().first?.incidentId)
+            e.salesforce.setAPIAllocation(e.salesforce.apiCallsUsed)
+            _ = e.pagerDuty.act(incident, "acknowledge")
+            try await e.eventually("Salesforce refusing for the limit") {
+                e.salesforce.requests.filter { $0.status == 403 }.count >= 5
+            }
+            #expect(e.salesforce.record("Case", caseId)?["Status"]?.stringValue == "New")
+            #expect(try await e.deadLetters().isEmpty, "waiting for budget is not a failure")
+            e.salesforce.setAPIAllocation(100_000)
+            try await e.eventually("the write once there is room") { e.salesforce.record("Case", caseId)?["Status"]?.stringValue == "Working" }
+            #expect(try await e.deadLetters().isEmpty)
+        }
+    }
+
+    @Test("A field the object does not have is refused before any call, naming it")
+    func unknownFieldIsDeadLettered() async throws {
+        let rules = EndToEnd.rules.replacingOccurrences(of: "field: Status, value: Working", with: "field: Escalation_Level__c, value: Two")
+        try await EndToEnd.run(capture: .trigger, rules: rules) { e in
+            _ = try e.salesforce.create("Case", ["Subject": "Export broken", "Priority": "High", "Status": "New"])
+            try await e.eventually("the incident") { !(try await e.links()).isEmpty }
+            let incident = try #require(try await e.links().first?.incidentId)
+            let writesBefore = e.salesforce.requests.filter { $0.method == "PATCH" }.count
+            _ = e.pagerDuty.act(incident, "acknowledge")
+            try await e.eventually("the dead letter") { !(try await e.deadLetters()).isEmpty }
+            let dead = try #require(try await e.deadLetters().first)
+            #expect(dead.error.contains("Escalation_Level__c"))
+            #expect(dead.error.contains("Case"))
+            #expect(e.salesforce.requests.filter { $0.method == "PATCH" }.count == writesBefore, "nothing was sent")
         }
     }
 

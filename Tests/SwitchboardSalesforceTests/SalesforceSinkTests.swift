@@ -255,7 +255,7 @@ struct SalesforceSinkTests {
         #expect(fake.peakConcurrency == 1, "update calls are sent one after the other")
     }
 
-    @Test("The budget's reserve holds note syncs back without a call; they are retryable")
+    @Test("The budget's reserve holds note syncs back without a call; they are postponed, not failed")
     func noteReserve() async throws {
         let fake = try await FakeSalesforce.start { _ in .json(200, "[]") }
         defer { Task { await fake.stop() } }
@@ -264,7 +264,7 @@ struct SalesforceSinkTests {
         let refused = await failure {
             try await sink(fake, budget: budget).perform(ActionRequest(idempotencyKey: "n", action: .syncNote, object: "Case", recordId: caseId, parameters: ["content": "x"]))
         }
-        guard case .retryable(_, let after)? = refused else { Issue.record("\(String(describing: refused))"); return }
+        guard case .postponed(_, let after)? = refused else { Issue.record("\(String(describing: refused))"); return }
         #expect(after == 60)
         #expect(fake.requests.isEmpty)
     }

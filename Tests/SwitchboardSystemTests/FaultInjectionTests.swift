@@ -85,7 +85,7 @@ enum FaultScenarios {
         ]
         let rulesFile = dir.file("rules.yaml")
         try rules.write(toFile: rulesFile, atomically: true, encoding: .utf8)
-        let imported = try runSwitchboard(["rules", "import", rulesFile], environment: env)
+        let imported = try await runSwitchboard(["rules", "import", rulesFile], environment: env)
         #expect(imported.status == 0, "\(imported.output)")
 
         // The processes, and the ports senders may use.

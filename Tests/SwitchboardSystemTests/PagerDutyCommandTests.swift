@@ -18,20 +18,20 @@ struct PagerDutyCommandTests {
         let key = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
         let env = ["SWITCHBOARD_DATABASE_URL": dir.file("db.sqlite"), "SWITCHBOARD_SECRET_KEY": key, "SWITCHBOARD_LOG_LEVEL": "warning"]
         // Without an encryption key, nothing is stored.
-        let noKey = try runSwitchboard(["pagerduty", "connect", "--api-key", "simulatorkey0000", "--from", "switchboard@example.com", "--public-url", "http://127.0.0.1:1", "--base-url", simulator.baseURL], environment: ["SWITCHBOARD_DATABASE_URL": dir.file("db.sqlite")])
+        let noKey = try await runSwitchboard(["pagerduty", "connect", "--api-key", "simulatorkey0000", "--from", "switchboard@example.com", "--public-url", "http://127.0.0.1:1", "--base-url", simulator.baseURL], environment: ["SWITCHBOARD_DATABASE_URL": dir.file("db.sqlite")])
         #expect(noKey.status == 1)
         #expect(noKey.output.contains("SWITCHBOARD_SECRET_KEY"))
         // A refused key and an unknown user are refused with a reason.
-        let badKey = try runSwitchboard(["pagerduty", "connect", "--api-key", "wrong", "--from", "switchboard@example.com", "--public-url", "http://127.0.0.1:1", "--base-url", simulator.baseURL], environment: env)
+        let badKey = try await runSwitchboard(["pagerduty", "connect", "--api-key", "wrong", "--from", "switchboard@example.com", "--public-url", "http://127.0.0.1:1", "--base-url", simulator.baseURL], environment: env)
         #expect(badKey.status == 1)
         #expect(badKey.output.contains("refused the API key"))
-        let badUser = try runSwitchboard(["pagerduty", "connect", "--api-key", "simulatorkey0000", "--from", "nobody@example.com", "--public-url", "http://127.0.0.1:1", "--base-url", simulator.baseURL], environment: env)
+        let badUser = try await runSwitchboard(["pagerduty", "connect", "--api-key", "simulatorkey0000", "--from", "nobody@example.com", "--public-url", "http://127.0.0.1:1", "--base-url", simulator.baseURL], environment: env)
         #expect(badUser.status == 1)
         #expect(badUser.output.contains("no PagerDuty user has the email nobody@example.com"))
 
         // The server first, to know its URL.
         let serve = try await ServeProcess.start(arguments: [], environment: env, outputFile: dir.file("serve.log"))
-        let connect = try runSwitchboard(
+        let connect = try await runSwitchboard(
             ["pagerduty", "connect", "--api-key", "simulatorkey0000", "--from", "switchboard@example.com", "--public-url", serve.baseURL, "--base-url", simulator.baseURL],
             environment: env)
         #expect(connect.status == 0, "\(connect.output)")
@@ -39,7 +39,7 @@ struct PagerDutyCommandTests {
         // The key is stored encrypted.
         let raw = try String(contentsOfFile: dir.file("db.sqlite"), encoding: .isoLatin1)
         #expect(!raw.contains("simulatorkey0000"))
-        let status = try runSwitchboard(["pagerduty", "status", "--json"], environment: env)
+        let status = try await runSwitchboard(["pagerduty", "status", "--json"], environment: env)
         let json = try JSONParser.parseValue(status.output)
         #expect(json["connected"] == .bool(true))
         #expect(json["webhook"]?.stringValue?.hasSuffix("active") == true)
@@ -55,12 +55,12 @@ struct PagerDutyCommandTests {
             try await Task.sleep(for: .milliseconds(50))
         }
         #expect(delivered, "\(simulator.deliveries.map { "\($0.eventType) \($0.status ?? 0)" })")
-        let logs = try runSwitchboard(["logs", "--category", "intake"], environment: env)
+        let logs = try await runSwitchboard(["logs", "--category", "intake"], environment: env)
         #expect(logs.output.contains("PagerDuty delivery incident.triggered"))
 
-        let disconnect = try runSwitchboard(["pagerduty", "disconnect"], environment: env)
+        let disconnect = try await runSwitchboard(["pagerduty", "disconnect"], environment: env)
         #expect(disconnect.status == 0, "\(disconnect.output)")
-        #expect(try JSONParser.parseValue(try runSwitchboard(["pagerduty", "status", "--json"], environment: env).output)["connected"] == .bool(false))
+        #expect(try JSONParser.parseValue(try await runSwitchboard(["pagerduty", "status", "--json"], environment: env).output)["connected"] == .bool(false))
         let state = try #require(await HTTP.get(simulator.baseURL + "/_simulator/state"))
         #expect(try JSONParser.parseValue(state.body)["subscriptions"]?.arrayValue?.isEmpty == true)
         serve.terminate()

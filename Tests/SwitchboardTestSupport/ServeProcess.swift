@@ -96,7 +96,8 @@ public struct ServeError: Error, CustomStringConvertible {
 }
 
 /// Runs the `switchboard` command line to completion.
-public func runSwitchboard(_ arguments: [String], environment: [String: String] = [:], timeout: TimeInterval = 60) throws -> (status: Int32, output: String) {
+/// Async, so that waiting for the process never holds one of the few threads the tests' tasks share.
+public func runSwitchboard(_ arguments: [String], environment: [String: String] = [:], timeout: TimeInterval = 60) async throws -> (status: Int32, output: String) {
     let file = FileManager.default.temporaryDirectory.appendingPathComponent("sb-cli-\(UUID().uuidString)").path
     FileManager.default.createFile(atPath: file, contents: nil)
     defer { try? FileManager.default.removeItem(atPath: file) }
@@ -111,7 +112,7 @@ public func runSwitchboard(_ arguments: [String], environment: [String: String] 
     process.standardError = handle
     try process.run()
     let deadline = Date().addingTimeInterval(timeout)
-    while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
+    while process.isRunning && Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
     if process.isRunning { process.terminate() }
     process.waitUntilExit()
     return (process.terminationStatus, (try? String(contentsOfFile: file, encoding: .utf8)) ?? "")

@@ -34,7 +34,7 @@ struct Switchboard: AsyncParsableCommand {
             """,
         subcommands: [
             ServeCommand.self, MigrateCommand.self, RulesCommand.self, EventsCommand.self, DeadLettersCommand.self, LogsCommand.self,
-            PagerDutyCommand.self, SalesforceCommand.self, SimulateCommand.self,
+            DemoCommand.self, PagerDutyCommand.self, SalesforceCommand.self, SimulateCommand.self,
         ]
     )
 

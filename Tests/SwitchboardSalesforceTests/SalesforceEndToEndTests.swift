@@ -307,6 +307,33 @@ struct SalesforceEndToEndFailureTests {
         }
     }
 
+    @Test("An on-call note lands in the Case Feed and as a Case Comment, once, and does not come back as a note")
+    func noteSync() async throws {
+        try await EndToEnd.run(capture: .trigger) { e in
+            try await e.database.transaction { db in
+                try await SettingsStore.set("mapping.notesToFeed", value: "true", now: 0, on: db)
+                try await SettingsStore.set("mapping.notesToComment", value: "true", now: 0, on: db)
+            }
+            e.switchboard.processor.reloadConfiguration()
+            let caseId = try e.salesforce.create("Case", ["Subject": "Invoices missing", "Priority": "High", "Status": "New"])
+            try await e.eventually("the incident") { !(try await e.links()).isEmpty }
+            let incident = try #require(try await e.links().first?.incidentId)
+            _ = e.pagerDuty.act(incident, "note", value: "Rolled back the 14:02 deploy; watching error rates.", user: "maeve@example.com")
+            try await e.eventually("the feed post and the comment") {
+                !e.salesforce.records("FeedItem").isEmpty && !e.salesforce.records("CaseComment").isEmpty
+            }
+            try await Task.sleep(for: .milliseconds(500))
+            let feed = e.salesforce.records("FeedItem")
+            let comments = e.salesforce.records("CaseComment")
+            #expect(feed.count == 1 && comments.count == 1)
+            #expect(feed.first?["ParentId"]?.stringValue.map { SalesforceId.same($0, caseId) } == true)
+            #expect(feed.first?["Body"]?.stringValue?.contains("Rolled back the 14:02 deploy") == true)
+            #expect(comments.first?["CommentBody"]?.stringValue?.contains("Rolled back the 14:02 deploy") == true)
+            #expect(e.pagerDuty.notes(incident).count == 1, "the comment's trigger post did not become a PagerDuty note")
+            #expect(try await e.deadLetters().isEmpty)
+        }
+    }
+
     @Test("A field the object does not have is refused before any call, naming it")
     func unknownFieldIsDeadLettered() async throws {
         let rules = EndToEnd.rules.replacingOccurrences(of: "field: Status, value: Working", with: "field: Escalation_Level__c, value: Two")

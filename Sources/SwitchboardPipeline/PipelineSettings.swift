@@ -78,24 +78,38 @@ public final class IntegrationLog: Sendable {
     }
 }
 
-/// The current rules, compiled once per stored version.
+/// The current rules, compiled once per stored version and set of switched-off rulesets.
 public actor RulesProvider {
-    private var cached: (version: Int, engine: RuleEngine)?
+    private var cached: (version: Int, disabled: Set<String>, engine: RuleEngine)?
     private let schemas: SchemaCatalog
+
+    /// The setting that lists rulesets switched off from the command line (`switchboard rules disable`), as a JSON
+    /// array of names; the stored documents stay as they were imported.
+    public static let disabledKey = "rules.disabledRulesets"
 
     public init(schemas: SchemaCatalog = .standard) {
         self.schemas = schemas
+    }
+
+    /// The names in the `rules.disabledRulesets` setting.
+    public static func disabledRulesets(on db: any SQLDatabase) async throws -> Set<String> {
+        guard let text = try await SettingsStore.get(disabledKey, on: db) else { return [] }
+        return Set((try? JSONParser.parseValue(text))?.arrayValue?.compactMap(\.stringValue) ?? [])
     }
 
     /// The engine for the newest stored rules, or nil when none are stored. Throws when the stored document no
     /// longer validates (it did when it was imported; a newer schema catalog may disagree).
     public func engine(on db: any SQLDatabase, settings: EngineSettings) async throws -> (version: Int, engine: RuleEngine)? {
         guard let version = try await RulesStore.currentVersionNumber(on: db) else { return nil }
-        if let cached, cached.version == version, cached.engine.settings == settings { return cached }
+        let disabled = try await Self.disabledRulesets(on: db)
+        if let cached, cached.version == version, cached.disabled == disabled, cached.engine.settings == settings {
+            return (cached.version, cached.engine)
+        }
         guard let current = try await RulesStore.version(version, on: db) else { return nil }
-        let document = try RulesLoader(schemas: schemas).load(current.document)
-        let compiled = (current.version, RuleEngine(document: document, schemas: schemas, settings: settings))
-        cached = compiled
-        return compiled
+        var document = try RulesLoader(schemas: schemas).load(current.document)
+        for i in document.rulesets.indices where disabled.contains(document.rulesets[i].name) { document.rulesets[i].enabled = false }
+        let engine = RuleEngine(document: document, schemas: schemas, settings: settings)
+        cached = (current.version, disabled, engine)
+        return (current.version, engine)
     }
 }

@@ -158,7 +158,8 @@ struct DeadLettersCommand: AsyncParsableCommand {
 
 struct EventsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "events", abstract: "List and show received events.", subcommands: [List.self, Show.self], defaultSubcommand: List.self)
+        commandName: "events", abstract: "List, show and replay received events.", subcommands: [List.self, Show.self, Replay.self],
+        defaultSubcommand: List.self)
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Received events, newest first.")

@@ -7,7 +7,7 @@ struct RulesCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rules",
         abstract: "Validate, test and describe rulesets.",
-        subcommands: [Validate.self, Test.self, Schema.self, Import.self, Export.self, History.self, Diff.self, Restore.self]
+        subcommands: [Validate.self, Test.self, Schema.self, Import.self, Export.self, List.self, Enable.self, Disable.self, History.self, Diff.self, Restore.self]
     )
 
     struct Validate: AsyncParsableCommand {

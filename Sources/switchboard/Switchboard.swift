@@ -33,7 +33,7 @@ struct Switchboard: AsyncParsableCommand {
             4 the port cannot be bound; 64 wrong usage (unknown flag, missing argument).
             """,
         subcommands: [
-            ServeCommand.self, MigrateCommand.self, RulesCommand.self, EventsCommand.self, DeadLettersCommand.self, LogsCommand.self,
+            ServeCommand.self, MigrateCommand.self, StatusCommand.self, RulesCommand.self, LinksCommand.self, EventsCommand.self, DeadLettersCommand.self, LogsCommand.self,
             DemoCommand.self, PagerDutyCommand.self, SalesforceCommand.self, SimulateCommand.self,
         ]
     )

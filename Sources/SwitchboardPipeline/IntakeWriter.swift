@@ -1,4 +1,5 @@
 import Logging
+import Synchronization
 import SwitchboardStorage
 
 /// What became of one delivered event.
@@ -104,15 +105,55 @@ public actor IntakeWriter {
 }
 
 /// Runs `body`, failing with a `DatabaseError` when it takes longer than `timeout`.
+///
+/// The deadline holds even when `body` ignores cancellation (a query on a connection the server dropped can wait
+/// on its socket): the caller gets the error on time and `body` is cancelled and left to end on its own, rather
+/// than the caller waiting for it as a task group would.
 public func withDeadline<T: Sendable>(_ timeout: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
-    try await withThrowingTaskGroup(of: T.self) { group in
-        group.addTask { try await body() }
-        group.addTask {
-            try await Task.sleep(for: timeout)
-            throw DatabaseError("the database did not answer within \(timeout)")
+    let race = DeadlineRace<T>()
+    let work = Task { try await body() }
+    let timer = Task {
+        try? await Task.sleep(for: timeout)
+        if !Task.isCancelled { race.finish(.failure(DatabaseError("the database did not answer within \(timeout)"))) }
+    }
+    Task { race.finish(await work.result) }
+    let result = await withTaskCancellationHandler {
+        await race.wait()
+    } onCancel: {
+        race.finish(.failure(CancellationError()))
+    }
+    timer.cancel()
+    work.cancel()
+    return try result.get()
+}
+
+/// The first of the body's result, the deadline and cancellation, handed to one waiter.
+private final class DeadlineRace<T: Sendable>: Sendable {
+    private struct State {
+        var result: Result<T, any Error>?
+        var waiter: CheckedContinuation<Result<T, any Error>, Never>?
+    }
+
+    private let state = Mutex(State())
+
+    func finish(_ result: Result<T, any Error>) {
+        let waiter = state.withLock { s -> CheckedContinuation<Result<T, any Error>, Never>? in
+            guard s.result == nil else { return nil }
+            s.result = result
+            defer { s.waiter = nil }
+            return s.waiter
         }
-        defer { group.cancelAll() }
-        guard let first = try await group.next() else { throw CancellationError() }
-        return first
+        waiter?.resume(returning: result)
+    }
+
+    func wait() async -> Result<T, any Error> {
+        await withCheckedContinuation { c in
+            let ready = state.withLock { s -> Result<T, any Error>? in
+                if let r = s.result { return r }
+                s.waiter = c
+                return nil
+            }
+            if let ready { c.resume(returning: ready) }
+        }
     }
 }

@@ -196,14 +196,19 @@ struct PostgreSQLStorageTests {
     func periodicLock() async throws {
         try await withTestDatabase(.postgresql) { (db: any Database, _: String) async throws -> Void in
             let started = AsyncStream.makeStream(of: Void.self)
+            let release = AsyncStream.makeStream(of: Void.self)
+            // The first holds the lock until the second has tried, however slow the machine.
             async let first: Int? = PeriodicLock.run("retention", database: db) { _ in
                 started.continuation.yield()
-                try await Task.sleep(for: .milliseconds(500))
+                var wait = release.stream.makeAsyncIterator()
+                await wait.next()
                 return 1
             }
+            defer { release.continuation.yield() }
             var it = started.stream.makeAsyncIterator()
             await it.next()
             let second = try await PeriodicLock.run("retention", database: db) { _ in 2 }
+            release.continuation.yield()
             #expect(second == nil)
             #expect(try await first == 1)
             #expect(try await PeriodicLock.run("retention", database: db) { _ in 3 } == 3)

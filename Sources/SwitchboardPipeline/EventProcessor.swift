@@ -292,11 +292,16 @@ public final class EventProcessor: Service {
                     continue
                 }
                 planned += 1
+                // An action on a linked record goes to the org the record lives in (several orgs may share one account).
+                var actionOrg = orgId
+                if actionOrg == nil, case .record(_, let id) = action.target {
+                    actionOrg = links.first { SalesforceId.same($0.recordId, id) }?.orgId
+                }
                 jobs.append(
                     NewOutboundJob(
                         idempotencyKey: "event-\(event.id)-action-\(index)", eventId: event.id, partitionKey: event.partitionKey,
-                        action: action.action.rawValue, ruleset: action.ruleset, rule: action.rule, payload: JobPayload.encode(action, orgId: orgId),
-                        receivedAt: event.receivedAt))
+                        action: action.action.rawValue, ruleset: action.ruleset, rule: action.rule,
+                        payload: JobPayload.encode(action, orgId: actionOrg), receivedAt: event.receivedAt))
             }
             planned += planNoteSync(ruleEvent, links: links, event: event)
             let matched = evaluation.rules.filter(\.matched).map { "\"\($0.rule)\"" }

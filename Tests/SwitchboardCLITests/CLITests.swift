@@ -19,7 +19,7 @@ struct CLI {
         var stderr: String
     }
 
-    static func run(_ arguments: [String], timeout: TimeInterval = 60) throws -> Result {
+    static func run(_ arguments: [String], timeout: TimeInterval = 60) async throws -> Result {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cli-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -34,7 +34,7 @@ struct CLI {
         process.standardError = try FileHandle(forWritingTo: err)
         try process.run()
         let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
+        while process.isRunning && Date() < deadline { try await Task.sleep(for: .milliseconds(10)) }
         if process.isRunning {
             process.terminate()
             Issue.record("switchboard \(arguments.joined(separator: " ")) did not finish within \(timeout) s")
@@ -78,14 +78,14 @@ struct CLITests {
     }
 
     @Test("rules validate accepts the example and prints a summary")
-    func validate() throws {
-        let r = try CLI.run(["rules", "validate", rulesFile])
+    func validate() async throws {
+        let r = try await CLI.run(["rules", "validate", rulesFile])
         #expect(r.status == 0)
         #expect(r.stdout.contains("is valid: 2 rulesets, 6 rules, 1 calendar"))
     }
 
     @Test("rules validate reports each problem with its path and line and exits 1")
-    func validateProblems() throws {
+    func validateProblems() async throws {
         let bad = try TempFile(
             """
             version: 1
@@ -101,12 +101,12 @@ struct CLITests {
                     actions:
                       - { action: runResponsePlay, responsePlay: P }
             """, suffix: ".yaml")
-        let r = try CLI.run(["rules", "validate", bad.path])
+        let r = try await CLI.run(["rules", "validate", bad.path])
         #expect(r.status == 1)
         #expect(r.stderr.contains("rulesets[0].rules[0].conditions[0].operator (line 9): unknown value; found \"equal\""))
         #expect(r.stderr.contains("did you mean \"equals\"?"))
         #expect(r.stderr.contains("rulesets[0].rules[0].actions[0].action (line 12): Run Response Play is deprecated"))
-        let json = try CLI.run(["rules", "validate", bad.path, "--json"])
+        let json = try await CLI.run(["rules", "validate", bad.path, "--json"])
         #expect(json.status == 1)
         let parsed = try JSONParser.parseValue(json.stdout)
         #expect(parsed["valid"] == .bool(false))
@@ -116,8 +116,8 @@ struct CLITests {
     }
 
     @Test("rules test --json on the after-hours case: one createIncident with the final title")
-    func dryRunCase() throws {
-        let r = try CLI.run(["rules", "test", "--rules", rulesFile, "--event", caseEvent, "--json"])
+    func dryRunCase() async throws {
+        let r = try await CLI.run(["rules", "test", "--rules", rulesFile, "--event", caseEvent, "--json"])
         #expect(r.status == 0, "\(r.stderr)")
         let out = try JSONParser.parseValue(r.stdout)
         let actions = try #require(out["actions"]?.arrayValue)
@@ -138,8 +138,8 @@ struct CLITests {
     }
 
     @Test("rules test on the XYZ incident creates a Case with every required field")
-    func dryRunIncident() throws {
-        let r = try CLI.run(["rules", "test", "--rules", rulesFile, "--event", incidentEvent, "--json"])
+    func dryRunIncident() async throws {
+        let r = try await CLI.run(["rules", "test", "--rules", rulesFile, "--event", incidentEvent, "--json"])
         #expect(r.status == 0, "\(r.stderr)")
         let out = try JSONParser.parseValue(r.stdout)
         let a = try #require(out["actions"]?.arrayValue?.first)
@@ -153,7 +153,7 @@ struct CLITests {
     }
 
     @Test("rules test during business hours (--now) plans nothing and says why")
-    func dryRunInHours() throws {
+    func dryRunInHours() async throws {
         let rules = try TempFile(
             """
             calendars: [{ name: support, timeZone: America/New_York, weekly: { monday: ["09:00-17:00"] } }]
@@ -167,20 +167,20 @@ struct CLITests {
                     applyTo: new
                     actions: [{ action: createIncident, service: P }]
             """, suffix: ".yaml")
-        let monday = try CLI.run(["rules", "test", "--rules", rules.path, "--event", caseEvent, "--now", "2026-11-23T15:00:00Z"])
+        let monday = try await CLI.run(["rules", "test", "--rules", rules.path, "--event", caseEvent, "--now", "2026-11-23T15:00:00Z"])
         #expect(monday.status == 0)
         #expect(monday.stdout.contains("No actions planned."))
         #expect(monday.stdout.contains("10:00 in America/New_York is open in support"))
-        let night = try CLI.run(["rules", "test", "--rules", rules.path, "--event", caseEvent, "--now", "2026-11-23T03:00:00Z"])
+        let night = try await CLI.run(["rules", "test", "--rules", rules.path, "--event", caseEvent, "--now", "2026-11-23T03:00:00Z"])
         #expect(night.stdout.contains("Planned actions (1):"))
     }
 
     @Test("Links make linked rules act on their incidents")
-    func links() throws {
+    func links() async throws {
         let update = try TempFile(
             #"{"object":"Case","isInsert":false,"old":{"5003000000D8cuIAAR":{"attributes":{"type":"Case"},"Id":"5003000000D8cuIAAR","Status":"Working"}},"new":{"5003000000D8cuIAAR":{"attributes":{"type":"Case"},"Id":"5003000000D8cuIAAR","Status":"Closed","CaseNumber":"00001026"}}}"#)
         let links = try TempFile(#"[{"incident":"PABC123","object":"Case","record":"5003000000D8cuIAAR"}]"#)
-        let r = try CLI.run(["rules", "test", "--rules", rulesFile, "--event", update.path, "--links", links.path, "--json"])
+        let r = try await CLI.run(["rules", "test", "--rules", rulesFile, "--event", update.path, "--links", links.path, "--json"])
         #expect(r.status == 0, "\(r.stderr)")
         let a = try #require(try JSONParser.parseValue(r.stdout)["actions"]?.arrayValue?.first)
         #expect(a["action"] == .string("resolve"))
@@ -189,58 +189,58 @@ struct CLITests {
     }
 
     @Test("rules schema prints the committed schema")
-    func schema() throws {
-        let r = try CLI.run(["rules", "schema"])
+    func schema() async throws {
+        let r = try await CLI.run(["rules", "schema"])
         #expect(r.status == 0)
         let committed = try String(contentsOf: Repository.root.appendingPathComponent("schemas/rules.schema.json"), encoding: .utf8)
         #expect(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == committed.trimmingCharacters(in: .whitespacesAndNewlines))
     }
 
     @Test("Bad input: a one-line error and a documented exit code, never a crash or a hang")
-    func badInput() throws {
-        let missing = try CLI.run(["rules", "validate", "/nonexistent/rules.yaml"])
+    func badInput() async throws {
+        let missing = try await CLI.run(["rules", "validate", "/nonexistent/rules.yaml"])
         #expect(missing.status == 2)
         #expect(missing.stderr == "error: rules file /nonexistent/rules.yaml does not exist\n")
 
         let huge = try TempFile(size: 10 * 1024 * 1024, suffix: ".yaml")
-        let tooBig = try CLI.run(["rules", "validate", huge.path])
+        let tooBig = try await CLI.run(["rules", "validate", huge.path])
         #expect(tooBig.status == 2)
         #expect(tooBig.stderr.contains("the limit is"))
 
         let hugeEvent = try TempFile(size: 10 * 1024 * 1024, suffix: ".json")
-        let bigEvent = try CLI.run(["rules", "test", "--rules", rulesFile, "--event", hugeEvent.path])
+        let bigEvent = try await CLI.run(["rules", "test", "--rules", rulesFile, "--event", hugeEvent.path])
         #expect(bigEvent.status == 2)
 
         let malformed = try TempFile("{\"object\": \"Case\", ")
-        let badEvent = try CLI.run(["rules", "test", "--rules", rulesFile, "--event", malformed.path])
+        let badEvent = try await CLI.run(["rules", "test", "--rules", rulesFile, "--event", malformed.path])
         #expect(badEvent.status == 1)
         #expect(badEvent.stderr.hasPrefix("error: \(malformed.path): line 1"))
 
         let wrongType = try TempFile(#"{"object": "Case", "isInsert": "yes", "new": {}}"#)
-        #expect(try CLI.run(["rules", "test", "--rules", rulesFile, "--event", wrongType.path]).status == 1)
+        #expect(try await CLI.run(["rules", "test", "--rules", rulesFile, "--event", wrongType.path]).status == 1)
 
         let binary = try TempFile(size: 0, suffix: ".yaml")
         try Data([0xFF, 0xFE, 0x00, 0x41]).write(to: URL(fileURLWithPath: binary.path))
-        let notText = try CLI.run(["rules", "validate", binary.path])
+        let notText = try await CLI.run(["rules", "validate", binary.path])
         #expect(notText.status == 2)
         #expect(notText.stderr.contains("not UTF-8"))
 
-        let flag = try CLI.run(["rules", "validate", rulesFile, "--frobnicate"])
+        let flag = try await CLI.run(["rules", "validate", rulesFile, "--frobnicate"])
         #expect(flag.status == 64)
-        let noArgs = try CLI.run(["rules", "test", "--rules", rulesFile])
+        let noArgs = try await CLI.run(["rules", "test", "--rules", rulesFile])
         #expect(noArgs.status == 64)
-        let badNow = try CLI.run(["rules", "test", "--rules", rulesFile, "--event", caseEvent, "--now", "tomorrow"])
+        let badNow = try await CLI.run(["rules", "test", "--rules", rulesFile, "--event", caseEvent, "--now", "tomorrow"])
         #expect(badNow.status == 64)
         #expect(badNow.stderr.contains("ISO 8601"))
 
         let badLinks = try TempFile(#"[{"incident": 5}]"#)
-        #expect(try CLI.run(["rules", "test", "--rules", rulesFile, "--event", caseEvent, "--links", badLinks.path]).status == 1)
+        #expect(try await CLI.run(["rules", "test", "--rules", rulesFile, "--event", caseEvent, "--links", badLinks.path]).status == 1)
     }
 
     @Test("--help works on every command")
-    func help() throws {
+    func help() async throws {
         for command in [[], ["rules"], ["rules", "validate"], ["rules", "test"], ["rules", "schema"]] {
-            let r = try CLI.run(command + ["--help"])
+            let r = try await CLI.run(command + ["--help"])
             #expect(r.status == 0)
             #expect(r.stdout.contains("USAGE"))
         }

@@ -24,6 +24,7 @@ struct EndToEnd: Sendable {
     let database: any Database
     let baseURL: String
     let orgId: String
+    let box: SecretBox
     /// Stops Switchboard and starts a new process-like instance on the same database (another port). `database` and
     /// `switchboard` are the first instance's: closed after a restart.
     let restart: @Sendable () async throws -> Void
@@ -123,7 +124,7 @@ struct EndToEnd: Sendable {
                 switchboard.salesforce.invalidate()
                 if capture == .trigger { salesforce.setCapture(.trigger(url: baseURL + "/webhooks/salesforce")) }
                 let harness = EndToEnd(
-                    switchboard: switchboard, salesforce: salesforce, pagerDuty: pagerDuty, database: db, baseURL: baseURL, orgId: org,
+                    switchboard: switchboard, salesforce: salesforce, pagerDuty: pagerDuty, database: db, baseURL: baseURL, orgId: org, box: box,
                     restart: { [server] in
                         await server.stop()
                         // A stopped server has closed its database, as a process would: the new one opens its own.
@@ -331,6 +332,44 @@ struct SalesforceEndToEndFailureTests {
             #expect(comments.first?["CommentBody"]?.stringValue?.contains("Rolled back the 14:02 deploy") == true)
             #expect(e.pagerDuty.notes(incident).count == 1, "the comment's trigger post did not become a PagerDuty note")
             #expect(try await e.deadLetters().isEmpty)
+        }
+    }
+
+    @Test("Two Salesforce orgs on one PagerDuty account: each case pages, and each closes in its own org")
+    func twoOrgs() async throws {
+        try await EndToEnd.run(capture: .trigger) { e in
+            var options = SalesforceSimulator.Options()
+            options.orgId = "00D000000000002EAA"
+            options.triggerSecret = "second-org-secret"
+            let second = SalesforceSimulator(options: options)
+            try await second.start()
+            var connection = SalesforceConnection(
+                orgId: options.orgId, loginURL: second.baseURL, auth: .clientCredentials, consumerKey: options.consumerKey, capture: .trigger,
+                objects: ["Case"], triggerSecrets: [options.triggerSecret])
+            connection.clientSecret = options.clientSecret
+            let stored = connection
+            try await e.database.transaction { try await stored.save(box: e.box, now: 0, on: $0) }
+            e.switchboard.salesforce.invalidate()
+            second.setCapture(.trigger(url: e.baseURL + "/webhooks/salesforce"))
+
+            let firstCase = try e.salesforce.create("Case", ["Subject": "Org one down", "Priority": "High", "Status": "New"])
+            let secondCase = try second.create("Case", ["Subject": "Org two down", "Priority": "High", "Status": "New"])
+            #expect(!SalesforceId.same(firstCase, secondCase))
+            try await e.eventually("both incidents") { (try await e.links()).count == 2 }
+            let links = try await e.links()
+            let firstLink = try #require(links.first { SalesforceId.same($0.recordId, firstCase) })
+            let secondLink = try #require(links.first { SalesforceId.same($0.recordId, secondCase) })
+            #expect(firstLink.orgId == e.orgId)
+            #expect(secondLink.orgId == options.orgId)
+            _ = e.pagerDuty.act(secondLink.incidentId, "resolve")
+            _ = e.pagerDuty.act(firstLink.incidentId, "resolve")
+            try await e.eventually("each case closed in its own org") {
+                e.salesforce.record("Case", firstCase)?["Status"]?.stringValue == "Closed"
+                    && second.record("Case", secondCase)?["Status"]?.stringValue == "Closed"
+            }
+            #expect(second.record("Case", firstCase) == nil && e.salesforce.record("Case", secondCase) == nil)
+            #expect(try await e.deadLetters().isEmpty)
+            await second.stop()
         }
     }
 

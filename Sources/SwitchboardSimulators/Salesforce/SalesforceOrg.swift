@@ -8,9 +8,20 @@ struct SalesforceOrg: Sendable {
     var records: [String: [String: JSONObject]] = [:]
     var order: [String: [String]] = [:]
     var idCounter = 0
+    /// The two characters after the key prefix (a pod in real Ids): differ per org, so two simulated orgs never
+    /// hand out the same Id, as real orgs never do.
+    var pod = "Dn"
     var autoNumbers: [String: Int] = [:]
     var lastStamp: Int64 = 0
     var seedUser: String?
+
+    /// A pod for an org other than the default one, from its Id.
+    static func pod(for orgId: String) -> String {
+        guard !SalesforceId.same(orgId, SalesforceSimulator.Options().orgId) else { return "Dn" }
+        let digits = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+        let h = orgId.utf8.reduce(7) { ($0 &* 31 &+ Int($1)) & 0xFFFF }
+        return String([digits[h % digits.count], digits[(h / digits.count) % digits.count]])
+    }
 
     init() {
         types = Dictionary(uniqueKeysWithValues: SalesforceSchema.objects.map { ($0.name.lowercased(), $0) })
@@ -31,10 +42,10 @@ struct SalesforceOrg: Sendable {
     /// A new 18-character Id: key prefix, a pod-like infix, a base-62 counter, then the checksum.
     mutating func newId(prefix: String) -> String {
         idCounter += 1
-        return Self.makeId(prefix: prefix, counter: idCounter)
+        return Self.makeId(prefix: prefix, counter: idCounter, pod: pod)
     }
 
-    static func makeId(prefix: String, counter: Int) -> String {
+    static func makeId(prefix: String, counter: Int, pod: String = "Dn") -> String {
         let digits = Array("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
         var n = counter
         var tail = ""
@@ -42,7 +53,7 @@ struct SalesforceOrg: Sendable {
             tail = String(digits[n % 62]) + tail
             n /= 62
         }
-        return SalesforceId.normalized(prefix + "Dn0000" + tail)
+        return SalesforceId.normalized(prefix + pod + "0000" + tail)
     }
 
     /// A write time no earlier than `now` and later than every earlier write, so pollers ordering by

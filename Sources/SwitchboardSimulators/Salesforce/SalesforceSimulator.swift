@@ -181,6 +181,7 @@ public final class SalesforceSimulator: Sendable {
     public init(options: Options = Options(), httpClient: HTTPClient = .shared) {
         self.options = options
         var org = SalesforceOrg()
+        org.pod = SalesforceOrg.pod(for: options.orgId)
         let seedStamp = Int64(Date().timeIntervalSince1970 * 1000)
         let users = [
             ("Integration", "User", options.username, "integ"), ("Support Agent", "One", "agent.one@example.com", "agent1"),

@@ -373,6 +373,46 @@ struct SalesforceEndToEndFailureTests {
         }
     }
 
+    /// The Incident object instead of Case, and another standard object through the generic trigger template.
+    static let otherObjects: [(object: String, fields: JSONObject, condition: String, closeField: String, closed: String)] = [
+        ("Incident", ["Subject": "VPN down", "Priority": "Critical", "Status": "New"], "{ field: Priority, operator: equals, value: Critical }", "Status", "Resolved"),
+        ("Opportunity", ["Name": "Renewal ACME", "StageName": "Negotiation/Review", "CloseDate": "2026-12-31"],
+         "{ field: StageName, operator: equals, value: Negotiation/Review }", "StageName", "Closed Won"),
+    ]
+
+    @Test("The Incident object instead of Case, and another object through the generic trigger", arguments: [0, 1])
+    func otherObject(_ index: Int) async throws {
+        let spec = Self.otherObjects[index]
+        let rules = """
+            version: 1
+            rulesets:
+              - name: "\(spec.object) pages"
+                rules:
+                  - name: page
+                    object: \(spec.object)
+                    runOn: salesforce
+                    conditions: [\(spec.condition)]
+                    applyTo: new
+                    actions: [{ action: createIncident, service: PSVC001 }]
+                  - name: close on resolve
+                    object: \(spec.object)
+                    runOn: pagerduty
+                    conditions: [{ field: pagerduty.eventType, operator: equals, value: Resolve }]
+                    applyTo: linked
+                    actions: [{ action: setField, field: \(spec.closeField), value: "\(spec.closed)" }]
+            """
+        try await EndToEnd.run(capture: .trigger, rules: rules, salesforceOptions: { $0.triggerObjects.insert("Opportunity") }) { e in
+            let id = try e.salesforce.create(spec.object, spec.fields)
+            try await e.eventually("the incident for the \(spec.object)") { !(try await e.links()).isEmpty }
+            let link = try #require(try await e.links().first)
+            #expect(link.object == spec.object)
+            #expect(SalesforceId.same(link.recordId, id))
+            _ = e.pagerDuty.act(link.incidentId, "resolve")
+            try await e.eventually("the \(spec.object) closed") { e.salesforce.record(spec.object, id)?[spec.closeField]?.stringValue == spec.closed }
+            #expect(try await e.deadLetters().isEmpty)
+        }
+    }
+
     @Test("A field the object does not have is refused before any call, naming it")
     func unknownFieldIsDeadLettered() async throws {
         let rules = EndToEnd.rules.replacingOccurrences(of: "field: Status, value: Working", with: "field: Escalation_Level__c, value: Two")

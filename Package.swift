@@ -197,6 +197,12 @@ let package = Package(
             ],
             swiftSettings: strictSwift
         ),
+        // Every seed feature as a user meets it: the `switchboard` executable between the simulators, public boundaries only.
+        .testTarget(
+            name: "SwitchboardEndToEndTests",
+            dependencies: ["SwitchboardCore", "SwitchboardStorage", "SwitchboardSimulators", "SwitchboardTestSupport", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strictSwift
+        ),
         .testTarget(
             name: "SwitchboardSystemTests",
             dependencies: [

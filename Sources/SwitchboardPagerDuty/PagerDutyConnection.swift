@@ -107,7 +107,10 @@ public final class PagerDutyConnections: Sendable {
         do {
             connection = try await database.read { db in try await PagerDutyConnection.load(box: box, on: db) }
         } catch {
-            logger.error("cannot read the PagerDuty connection", metadata: ["error": "\(error)"])
+            // Cancelled means the process is stopping (a busy port, say): nothing worth an error line.
+            if !(error is CancellationError) {
+                logger.error("cannot read the PagerDuty connection", metadata: ["error": "\(error)"])
+            }
             connection = nil
         }
         let previous = cached.withLock { $0 }
@@ -129,6 +132,14 @@ public final class PagerDutyConnections: Sendable {
         staticSecrets + ((await current().connection?.webhookSecrets) ?? [])
     }
 
+    /// The connection read again unless the cached one is younger than `age`. For a lookup that missed: PagerDuty
+    /// may have been connected (or its subscription replaced) from the command line moments ago.
+    public func refreshed(olderThan age: Duration = .milliseconds(500)) async -> (connection: PagerDutyConnection?, client: PagerDutyClient?) {
+        if let c = cached.withLock({ $0 }), ContinuousClock.now - c.at < age { return (c.connection, c.client) }
+        invalidate()
+        return await current()
+    }
+
     public func invalidate() { cached.withLock { $0 = nil } }
 }
 
@@ -142,7 +153,9 @@ public final class ConnectedPagerDutySink: OutboundSink {
     }
 
     public func perform(_ request: ActionRequest) async throws(ActionFailure) -> ActionOutcome {
-        guard let client = await connections.current().client else {
+        var connected = await connections.current().client
+        if connected == nil { connected = await connections.refreshed().client }
+        guard let client = connected else {
             throw .permanent("\(request.action.rawValue) needs PagerDuty, which is not connected; run `switchboard pagerduty connect` and retry the dead letter")
         }
         let sink = sinks.withLock { cache in

@@ -88,6 +88,9 @@ public final class PagerDutySink: OutboundSink {
             // Custom field text holds at most 200 characters; the note carries the whole text.
             try? await client.setCustomFields(id, [("description", .string(String(text.prefix(200))))])
             try await client.addNote(id, content: "Description (from Salesforce): " + text)
+        case .addNote:
+            guard let content = p["content"]?.stringValue, !content.isEmpty else { throw ActionFailure.permanent("addNote has no content") }
+            try await client.addNote(try incident(request), content: content)
         case .setField, .createRecord, .syncNote:
             throw ActionFailure.permanent("\(request.action.rawValue) is a Salesforce action")
         }

@@ -108,6 +108,8 @@ public final class EventProcessor: Service {
         /// Object mappings: PagerDuty notes copied to the Case Feed and/or Case Comments.
         var notesToFeed: Bool
         var notesToComment: Bool
+        /// Object mappings: a new Case Comment becomes a note on the case's linked incidents (on unless switched off).
+        var commentsToNotes: Bool
         var readAt: ContinuousClock.Instant
     }
 
@@ -118,14 +120,14 @@ public final class EventProcessor: Service {
 
     func configuration(on db: any SQLDatabase) async throws -> Configuration {
         if let cached = cachedConfiguration.withLock({ $0 }), ContinuousClock.now - cached.readAt < .seconds(1) { return cached }
-        let settings = try await SettingsStore.getMany(["engine.enabled", "mapping.syncDescription", "mapping.notesToFeed", "mapping.notesToComment"], on: db)
+        let settings = try await SettingsStore.getMany(["engine.enabled", "mapping.syncDescription", "mapping.notesToFeed", "mapping.notesToComment", "mapping.commentsToNotes"], on: db)
         let engineOn = settings["engine.enabled"] != "false"
         let sync = settings["mapping.syncDescription"] != "false"
         let compiled = engineOn ? try await rules.engine(on: db, settings: EngineSettings(syncDescriptionOnCreate: sync)) : nil
         let anySuspended = try await db.raw("SELECT 1 AS x FROM rule_hops WHERE suspended_reason IS NOT NULL LIMIT 1").first() != nil
         let fresh = Configuration(
             engineOn: engineOn, engine: compiled?.engine, anySuspended: anySuspended, notesToFeed: settings["mapping.notesToFeed"] == "true",
-            notesToComment: settings["mapping.notesToComment"] == "true", readAt: .now)
+            notesToComment: settings["mapping.notesToComment"] == "true", commentsToNotes: settings["mapping.commentsToNotes"] != "false", readAt: .now)
         cachedConfiguration.withLock { $0 = fresh }
         return fresh
     }
@@ -138,6 +140,7 @@ public final class EventProcessor: Service {
         let engineOn: Bool
         let notesToFeed: Bool
         let notesToComment: Bool
+        let commentsToNotes: Bool
         var bodies: [Int64: JSONValue] = [:]
         var snapshots: [String: String]
         var changedSnapshots: [String: String] = [:]
@@ -145,6 +148,8 @@ public final class EventProcessor: Service {
         var linksByIncident: [String: [Link]] = [:]
         var stamps: [String: [OriginStamp]] = [:]
         var consumedStamps: [Int64] = []
+        /// Copies of notes planned in this batch, stamped now: their echoes may arrive before the jobs are recorded.
+        var plannedStamps: [(target: String, fingerprint: String, ttl: Int64)] = []
         var hops: [String: HopCounter]
         var changedHops = Set<String>()
         var jobs: [NewOutboundJob] = []
@@ -163,6 +168,10 @@ public final class EventProcessor: Service {
                 case .pagerduty: if let id = PagerDutyIntake.incidentId(of: body) { incidents.insert(id) }
                 case .salesforce:
                     for key in body["new"]?.objectValue?.keys ?? [] { records.insert(SalesforceId.normalized(key)) }
+                    // A case comment is synced to the incidents linked to its case.
+                    if body["object"]?.stringValue?.lowercased() == "casecomment", let changes = try? SalesforceTriggerPayload.decode(body) {
+                        for c in changes { if let parent = c.new["ParentId"].idOrText { records.insert(SalesforceId.normalized(parent)) } }
+                    }
                 }
             }
             let targets = incidents.map(EchoGuard.target(incident:)) + records.map(EchoGuard.target(record:))
@@ -172,7 +181,7 @@ public final class EventProcessor: Service {
             let hopSubjects = config.anySuspended ? targets : targets.filter(written.contains)
             var batch = Batch(
                 processor: processor, now: now, engine: config.engine, engineOn: config.engineOn, notesToFeed: config.notesToFeed,
-                notesToComment: config.notesToComment, bodies: bodies,
+                notesToComment: config.notesToComment, commentsToNotes: config.commentsToNotes, bodies: bodies,
                 snapshots: incidents.isEmpty ? [:] : try await SnapshotStore.getMany(incidentIds: Array(incidents), on: db),
                 hops: hopSubjects.isEmpty ? [:] : try await HopStore.counters(subjects: hopSubjects, on: db))
             for stored in try await LinkStore.findAny(recordIds: Array(records), incidentIds: Array(incidents), on: db) {
@@ -302,8 +311,13 @@ public final class EventProcessor: Service {
                         idempotencyKey: "event-\(event.id)-action-\(index)", eventId: event.id, partitionKey: event.partitionKey,
                         action: action.action.rawValue, ruleset: action.ruleset, rule: action.rule,
                         payload: JobPayload.encode(action, orgId: actionOrg), receivedAt: event.receivedAt))
+                for (target, fingerprint) in EchoGuard.planned(for: action) {
+                    plannedStamps.append(
+                        (target, fingerprint, fingerprint == EchoGuard.recentWrite ? settings.hopWindowMilliseconds : settings.stampTTLMilliseconds))
+                }
             }
             planned += planNoteSync(ruleEvent, links: links, event: event)
+            planned += planCommentSync(ruleEvent, event: event)
             let matched = evaluation.rules.filter(\.matched).map { "\"\($0.rule)\"" }
             let outcome =
                 planned == 0
@@ -323,6 +337,10 @@ public final class EventProcessor: Service {
                 guard notesToFeed || comment else { continue }
                 var parameters: JSONObject = ["content": .string(content), "feed": .bool(notesToFeed), "comment": .bool(comment)]
                 parameters["author"] = e.agent.map { .string($0.summary ?? $0.id) } ?? .null
+                if comment {
+                    plannedStamps.append(
+                        (EchoGuard.target(record: link.recordId), EchoGuard.noteFingerprint(content), processor.settings.stampTTLMilliseconds))
+                }
                 parameters["noteId"] = e.data["id"] ?? .null
                 if e.trimmed { parameters["trimmed"] = .bool(true) }
                 let action = PlannedAction(
@@ -337,12 +355,44 @@ public final class EventProcessor: Service {
             return count
         }
 
+        /// Object mappings: a new Case Comment goes to every incident linked to its case, as a note.
+        private mutating func planCommentSync(_ ruleEvent: RuleEvent, event: InboundEvent) -> Int {
+            guard commentsToNotes, case .salesforce(let c) = ruleEvent, c.isInsert, c.object.lowercased() == "casecomment",
+                let parent = c.new["ParentId"].idOrText, let content = c.new["CommentBody"].idOrText
+            else { return 0 }
+            let linked = linksByRecord.filter { SalesforceId.same($0.key, parent) }.flatMap(\.value)
+            var count = 0
+            for incident in Set(linked.map(\.incidentId)).sorted() {
+                plannedStamps.append((EchoGuard.target(incident: incident), EchoGuard.noteFingerprint(content), processor.settings.stampTTLMilliseconds))
+                let action = PlannedAction(
+                    action: .addNote, ruleset: "object mappings", rule: "sync case comments", target: .incident(incident), sourceObject: c.object,
+                    sourceId: c.recordId, parameters: ["content": .string(content)])
+                jobs.append(
+                    NewOutboundJob(
+                        idempotencyKey: "event-\(event.id)-comment-\(incident)", eventId: event.id, partitionKey: event.partitionKey, action: "addNote",
+                        ruleset: action.ruleset, rule: action.rule, payload: JobPayload.encode(action, orgId: c.orgId), receivedAt: event.receivedAt))
+                count += 1
+            }
+            return count
+        }
+
         /// What own write this event echoes, if it does; consumes the matching stamps.
         private mutating func echoOf(_ event: RuleEvent, subject: String) -> String? {
             switch event {
             case .pagerDuty(let e):
-                return consumeStamp(subject, e.eventName) ? e.eventName : nil
+                if consumeStamp(subject, e.eventName) { return e.eventName }
+                if e.eventName == "incident.annotated", let content = e.noteContent, consumeStamp(subject, EchoGuard.noteFingerprint(content)) {
+                    return "note copied from a Case Comment"
+                }
+                return nil
             case .salesforce(let c):
+                if c.isInsert, c.object.lowercased() == "casecomment", let parent = c.new["ParentId"].idOrText {
+                    // A comment Switchboard wrote from a PagerDuty note: by its creation or by its text.
+                    let created = consumeStamp(subject, "create")
+                    let copied = consumeStamp(
+                        EchoGuard.target(record: parent), EchoGuard.noteFingerprint(EchoGuard.commentNote(c.new["CommentBody"].text)))
+                    return created || copied ? "copy of a PagerDuty note as Case Comment \(c.recordId)" : nil
+                }
                 if c.isInsert { return consumeStamp(subject, "create") ? "creation of \(c.object) \(c.recordId)" : nil }
                 let changed = EchoGuard.changedFields(c)
                 guard !changed.isEmpty, changed.allSatisfy({ hasStamp(subject, EchoGuard.fieldFingerprint($0.0, $0.1)) }) else { return nil }
@@ -360,6 +410,7 @@ public final class EventProcessor: Service {
             try await HopStore.save(changedHops.compactMap { hops[$0] }, on: db)
             try await SnapshotStore.putMany(changedSnapshots.map { ($0.key, $0.value) }, now: now, on: db)
             try await OriginStampStore.delete(ids: consumedStamps, on: db)
+            try await OriginStampStore.addMany(plannedStamps, now: now, on: db)
             try await JobStore.enqueue(jobs, maxAttempts: processor.settings.maxAttempts, now: now, on: db)
             try await EventStore.markProcessed(results, now: now, on: db)
             try await LogStore.write(logs, on: db)
@@ -374,5 +425,13 @@ public enum PagerDutyIntake {
         let data = body["event"]?["data"]
         if data?["type"]?.stringValue == "incident" { return data?["id"]?.stringValue }
         return data?["incident"]?["id"]?.stringValue ?? data?["incident_role_assignments"]?.arrayValue?.first?["incident"]?["id"]?.stringValue
+    }
+}
+
+extension FieldValue {
+    /// A reference's Id, or the value's text; nil when empty.
+    fileprivate var idOrText: String? {
+        if case .reference(let id, _) = self { return id.isEmpty ? nil : id }
+        return text.isEmpty ? nil : text
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import SwitchboardCore
 import SwitchboardStorage
 
@@ -50,6 +51,21 @@ enum EchoGuard {
     static func target(incident: String) -> String { "pd:" + incident }
     static func target(record: String) -> String { "sf:" + SalesforceId.normalized(record) }
 
+    /// The stamps an action on an incident or record that exists already will need, written when the action is
+    /// planned: its webhook or trigger post may come back before the job is recorded as done. Empty for actions
+    /// whose target is known only once they are done (creations, actions on an incident created earlier).
+    static func planned(for action: PlannedAction) -> [(String, String)] {
+        switch action.target {
+        case .incident, .record:
+            let request = ActionRequest(
+                idempotencyKey: "", action: action.action, incidentId: action.incidentId, object: action.recordObject, recordId: action.recordId,
+                parameters: action.parameters)
+            return stamps(for: request, outcome: ActionOutcome())
+        case .createdIncident, .creation:
+            return []
+        }
+    }
+
     /// What a successful action will cause to come back, as (target, fingerprint) pairs.
     static func stamps(for request: ActionRequest, outcome: ActionOutcome) -> [(String, String)] {
         var out: [(String, String)] = []
@@ -75,6 +91,7 @@ enum EchoGuard {
         case .runAutomationAction: pd("incident.action_invocation.created", "incident.action_invocation.updated", "incident.action_invocation.terminated")
         case .setIncidentConference: pd("incident.conference_bridge.updated")
         case .setIncidentDescription: pd("incident.annotated", "incident.custom_field_values.updated")
+        case .addNote: pd("incident.annotated")
         case .syncNote:
             // The comment Switchboard posts must not come back as a new note.
             if let record = outcome.createdRecordId { out.append((target(record: record), "create")) }
@@ -93,6 +110,23 @@ enum EchoGuard {
             }
         }
         return out
+    }
+
+    /// A note's text, as copied between PagerDuty notes and Case Comments: stamped when the copy is planned, so the
+    /// copy's own webhook or trigger post is known even when it arrives before the job is recorded as done.
+    static func noteFingerprint(_ text: String) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in text.trimmingCharacters(in: .whitespacesAndNewlines).utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x0000_0100_0000_01b3
+        }
+        return "note:" + String(hash, radix: 16)
+    }
+
+    /// The note inside a Case Comment Switchboard wrote ("PagerDuty note by Maeve:\n…").
+    static func commentNote(_ body: String) -> String {
+        guard body.hasPrefix("PagerDuty note by "), let newline = body.firstIndex(of: "\n") else { return body }
+        return String(body[body.index(after: newline)...])
     }
 
     static func fieldFingerprint(_ field: String, _ value: String) -> String {

@@ -20,6 +20,8 @@ public struct ActionRequest: Sendable, Hashable {
     public var recordId: String?
     public var orgId: String?
     public var parameters: JSONObject
+    /// The origin stamps were written when the action was planned (see `EchoGuard.planned`), not to be written again.
+    var stampedWhenPlanned = false
 
     public init(
         idempotencyKey: String, action: ActionKind, ruleset: String? = nil, rule: String? = nil, incidentId: String? = nil, object: String? = nil,

@@ -23,16 +23,27 @@ public final class RetentionService: Service {
     public func run() async throws {
         await cancelWhenGracefulShutdown {
             await self.ready.wait()
+            // The logger's settings are re-read every few seconds, so `switchboard settings set log.level …` takes
+            // effect on a running server; a shorter retention purges at once rather than at the next interval.
+            let settingsInterval = min(self.interval, .seconds(2))
+            var lastPurge: ContinuousClock.Instant?
+            var purgedWithDays: Int?
             while !Task.isCancelled {
-                do {
-                    await self.log.reload(from: self.database)
-                    try await self.purge()
-                } catch where Task.isCancelled {
-                    break
-                } catch {
-                    self.logger.error("the retention purge failed", metadata: ["error": "\(error)"])
+                await self.log.reload(from: self.database)
+                let days = self.log.current.retentionDays
+                if lastPurge.map({ ContinuousClock.now - $0 >= self.interval }) ?? true || purgedWithDays.map({ days < $0 }) == true {
+                    do {
+                        try await self.purge()
+                        lastPurge = .now
+                        purgedWithDays = days
+                    } catch where Task.isCancelled {
+                        break
+                    } catch {
+                        lastPurge = .now
+                        self.logger.error("the retention purge failed", metadata: ["error": "\(error)"])
+                    }
                 }
-                try? await Task.sleep(for: self.interval)
+                try? await Task.sleep(for: settingsInterval)
             }
         }
     }

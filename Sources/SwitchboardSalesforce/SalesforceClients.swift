@@ -28,14 +28,14 @@ public final class SalesforceClients: Sendable {
 
     /// The org's client; `orgId` nil picks the only org with API access. Nil when no such org is connected.
     public func client(orgId: String?) async throws(SalesforceError) -> (connection: SalesforceConnection, client: SalesforceClient, sink: SalesforceSink)? {
-        let all = await connections.all().filter(\.hasAPIAccess)
-        let connection: SalesforceConnection?
-        if let orgId {
-            connection = all.first { SalesforceId.same($0.orgId, orgId) }
-        } else {
-            connection = all.count == 1 ? all[0] : nil
+        func pick(_ connections: [SalesforceConnection]) -> SalesforceConnection? {
+            let all = connections.filter(\.hasAPIAccess)
+            if let orgId { return all.first { SalesforceId.same($0.orgId, orgId) } }
+            return all.count == 1 ? all[0] : nil
         }
-        guard let connection else { return nil }
+        var found = pick(await connections.all())
+        if found == nil { found = pick(await connections.refreshed()) }
+        guard let connection = found else { return nil }
         if let cached = entries.withLock({ $0[connection.orgId] }), cached.connection == connection { return cached }
         let provider = try SalesforceTokenProvider(connection: connection, httpClient: httpClient, logger: logger)
         let client = SalesforceClient(

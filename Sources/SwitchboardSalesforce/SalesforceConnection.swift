@@ -166,7 +166,10 @@ public final class SalesforceConnections: Sendable {
         do {
             connections = try await database.read { db in try await SalesforceConnection.loadAll(box: box, on: db) }
         } catch {
-            logger.error("cannot read the Salesforce connections", metadata: ["error": "\(error)"])
+            // Cancelled means the process is stopping (a busy port, say): nothing worth an error line.
+            if !(error is CancellationError) {
+                logger.error("cannot read the Salesforce connections", metadata: ["error": "\(error)"])
+            }
             connections = cached.withLock { $0?.connections } ?? []
         }
         cached.withLock { $0 = (.now, connections) }
@@ -175,6 +178,14 @@ public final class SalesforceConnections: Sendable {
 
     public func connection(orgId: String) async -> SalesforceConnection? {
         await all().first { SalesforceId.same($0.orgId, orgId) }
+    }
+
+    /// The connections read again unless the cached list is younger than `age`. For a lookup that missed: the org
+    /// may have been connected from the command line moments ago, and failing its work for good would be wrong.
+    public func refreshed(olderThan age: Duration = .milliseconds(500)) async -> [SalesforceConnection] {
+        if let c = cached.withLock({ $0 }), ContinuousClock.now - c.at < age { return c.connections }
+        invalidate()
+        return await all()
     }
 
     public func invalidate() { cached.withLock { $0 = nil } }

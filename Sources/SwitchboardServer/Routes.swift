@@ -43,7 +43,7 @@ struct OperationsRoutes {
             }
             var orgs: [JSONValue] = []
             let budgets = switchboard.salesforceClients.budgets
-            for connection in await switchboard.salesforce.all() {
+            for connection in await switchboard.salesforce.refreshed(olderThan: .zero) {
                 var o: JSONObject = [
                     "orgId": .string(connection.orgId), "capture": .string(connection.capture.rawValue),
                     "objects": .array(connection.objects.map(JSONValue.string)), "apiAccess": .bool(connection.hasAPIAccess),
@@ -109,9 +109,19 @@ struct IntakeRoutes {
         let started = ContinuousClock.now
         let (body, json) = try await readJSON(request, limit: switchboard.configuration.pagerDutyMaxBodyBytes, source: "PagerDuty")
         // With a subscription connected (or secrets configured), only signed deliveries are accepted.
-        let secrets = await switchboard.pagerDuty.webhookSecrets()
+        var secrets = await switchboard.pagerDuty.webhookSecrets()
+        var verdict = WebhookSignature.verify(body: Array(buffer: body), header: request.header("X-PagerDuty-Signature"), secrets: secrets)
+        if verdict != .valid {
+            // The subscription may have been created moments ago, with a secret this process has not read yet.
+            let fresh = await switchboard.pagerDuty.refreshed()
+            let freshSecrets = switchboard.configuration.pagerDutyWebhookSecrets + (fresh.connection?.webhookSecrets ?? [])
+            if freshSecrets != secrets {
+                secrets = freshSecrets
+                verdict = WebhookSignature.verify(body: Array(buffer: body), header: request.header("X-PagerDuty-Signature"), secrets: secrets)
+            }
+        }
         if !secrets.isEmpty {
-            switch WebhookSignature.verify(body: Array(buffer: body), header: request.header("X-PagerDuty-Signature"), secrets: secrets) {
+            switch verdict {
             case .valid: break
             case .missing:
                 try await logRejection("PagerDuty", "refused an unsigned delivery (no X-PagerDuty-Signature v1 entry)", payload: String(buffer: body))
@@ -232,16 +242,29 @@ struct IntakeRoutes {
     /// checked once any org has a trigger secret (before that, a fresh install accepts them, as PagerDuty's intake
     /// does without a subscription); `required` posts are always checked.
     private func authenticateSalesforce(_ request: Request, body: ByteBuffer, json: JSONValue, required: Bool) async throws -> String? {
-        let connections = await switchboard.salesforce.all()
+        do {
+            return try await authenticateSalesforce(request, body: body, json: json, required: required, connections: await switchboard.salesforce.all(), log: false)
+        } catch {
+            // The org may have been connected (or its secret rotated) moments ago: read the connections again once.
+            return try await authenticateSalesforce(
+                request, body: body, json: json, required: required, connections: await switchboard.salesforce.refreshed(), log: true)
+        }
+    }
+
+    private func authenticateSalesforce(
+        _ request: Request, body: ByteBuffer, json: JSONValue, required: Bool, connections: [SalesforceConnection], log: Bool
+    ) async throws -> String? {
         let bodyOrg = json["orgId"]?.stringValue
         let org = request.header(TriggerSignature.orgHeader) ?? bodyOrg
         let anySecrets = connections.contains { !$0.triggerSecrets.isEmpty }
-        guard anySecrets || required else { return org.map(SalesforceId.normalized) }
         let payload = String(buffer: body)
         func refuse(_ refusal: TriggerSignature.Refusal) async throws -> Never {
-            try await logRejection("Salesforce", "refused a post from org \(org ?? "unknown"): \(refusal)", payload: payload)
+            if log { try await logRejection("Salesforce", "refused a post from org \(org ?? "unknown"): \(refusal)", payload: payload) }
             throw IntakeError(HTTPResponse.Status(code: refusal.status), refusal.description)
         }
+        // A post that names an org nobody connected (or one since disconnected) is not trusted.
+        if let org, !connections.contains(where: { SalesforceId.same($0.orgId, org) }) { try await refuse(.unknownOrg(org)) }
+        guard anySecrets || required else { return org.map(SalesforceId.normalized) }
         guard let org, SalesforceId.isValid(org) else { try await refuse(.missing(header: TriggerSignature.orgHeader)) }
         if let bodyOrg, !SalesforceId.same(bodyOrg, org) { try await refuse(.unknownOrg("\(org) (the body says \(bodyOrg))")) }
         guard let connection = connections.first(where: { SalesforceId.same($0.orgId, org) }), !connection.triggerSecrets.isEmpty else {

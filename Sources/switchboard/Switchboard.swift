@@ -34,7 +34,7 @@ struct Switchboard: AsyncParsableCommand {
             """,
         subcommands: [
             ServeCommand.self, MigrateCommand.self, StatusCommand.self, RulesCommand.self, LinksCommand.self, EventsCommand.self, DeadLettersCommand.self, LogsCommand.self,
-            DemoCommand.self, PagerDutyCommand.self, SalesforceCommand.self, SimulateCommand.self,
+            SettingsCommand.self, DemoCommand.self, PagerDutyCommand.self, SalesforceCommand.self, SimulateCommand.self,
         ]
     )
 

@@ -139,6 +139,26 @@ public enum HTTP {
         }
     }
 
+    /// Any method, with an optional JSON body; nil when the server could not be reached.
+    public static func send(
+        _ method: String, _ url: String, json body: String? = nil, headers: [String: String] = [:], timeout: TimeAmount = .seconds(10)
+    ) async -> (status: Int, body: String)? {
+        var request = HTTPClientRequest(url: url)
+        request.method = .init(rawValue: method)
+        if let body {
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(string: body))
+        }
+        for (k, v) in headers { request.headers.add(name: k, value: v) }
+        do {
+            let response = try await HTTPClient.shared.execute(request, timeout: timeout)
+            let bytes = try await response.body.collect(upTo: 1 << 24)
+            return (Int(response.status.code), String(buffer: bytes))
+        } catch {
+            return nil
+        }
+    }
+
     public static func get(_ url: String, timeout: TimeAmount = .seconds(10)) async -> (status: Int, body: String)? {
         do {
             let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: url), timeout: timeout)

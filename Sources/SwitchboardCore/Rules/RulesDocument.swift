@@ -305,9 +305,12 @@ public enum ActionKind: String, Sendable, Hashable, CaseIterable {
     /// Object mappings: a PagerDuty note copied to the linked records' Case Feed and/or Case Comments. Planned by the
     /// "Sync PagerDuty notes" settings, not written in rules files.
     case syncNote
+    /// Object mappings: a new Case Comment copied to the case's linked incidents as a note. Planned by the
+    /// "Sync Case Comments" setting, not written in rules files.
+    case addNote
 
     /// The actions a rules file may name.
-    public static let ruleActions: [ActionKind] = allCases.filter { $0 != .syncNote }
+    public static let ruleActions: [ActionKind] = allCases.filter { $0 != .syncNote && $0 != .addNote }
 
     /// True when the action changes a PagerDuty incident (as opposed to a Salesforce record).
     public var actsOnPagerDuty: Bool {
@@ -336,6 +339,7 @@ public enum ActionKind: String, Sendable, Hashable, CaseIterable {
         case .setIncidentConference: [("field", true), ("numberField", false)]
         case .setIncidentDescription: [("field", true)]
         case .syncNote: [("content", true), ("feed", false), ("comment", false)]
+        case .addNote: [("content", true)]
         }
     }
 
@@ -357,6 +361,7 @@ public enum ActionKind: String, Sendable, Hashable, CaseIterable {
         case .setIncidentDescription:
             "Record a Salesforce text field as the incident's description. PagerDuty cannot change an incident's body after creation, so Switchboard sets the incident custom field `description` and adds the text as a note."
         case .syncNote: "Copy a PagerDuty note to the linked record's Case Feed and/or Case Comments."
+        case .addNote: "Copy a new Case Comment to the case's linked incidents as a note."
         }
     }
 }

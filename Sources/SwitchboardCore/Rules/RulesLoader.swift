@@ -642,7 +642,7 @@ struct RulesChecker {
             guard let fieldName = id("field") else { return nil }
             let resolved = salesforceField(fieldName, m["field"], "\(path).field", object: object)
             return .setIncidentDescription(field: resolved?.resolved ?? fieldName)
-        case .syncNote:
+        case .syncNote, .addNote:
             // Not a rules-file action (see ActionKind.ruleActions); never reached.
             return nil
         }

@@ -42,6 +42,8 @@ extension PagerDutySimulator {
             ]
         }
         let status = reply.status
+        let replyDelay = state.withLock { $0.replyDelay }
+        if replyDelay > .zero { try? await Task.sleep(for: replyDelay) }
         state.withLock { $0.requests.append(RecordedRequest(method: method, path: path, query: query, headers: headers, body: body, status: status)) }
         return reply
     }

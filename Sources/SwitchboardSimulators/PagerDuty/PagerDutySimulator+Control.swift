@@ -7,7 +7,7 @@ extension PagerDutySimulator {
     /// - `GET /_simulator/state`: incidents, subscriptions, deliveries, request count, violations.
     /// - `POST /_simulator/incidents` `{"service", "title", "urgency"?, "user"?}`: a person triggers an incident.
     /// - `POST /_simulator/incidents/{id}/{acknowledge|resolve|note|priority}` `{"user"?, "value"?}`: a person acts.
-    /// - `POST /_simulator/fail` `{"count", "status"?}`, `/_simulator/delay` `{"milliseconds"}`,
+    /// - `POST /_simulator/fail` `{"count", "status"?}`, `/_simulator/delay` `{"milliseconds", "after"?}` (after: the change is made and its webhook sent, then the answer waits),
     ///   `/_simulator/rate-limit` `{"perMinute"}`: make it misbehave.
     func control(method: String, path: String, body: JSONValue?) async -> SimulatorReply {
         let parts = path.split(separator: "/").map(String.init).dropFirst()
@@ -30,7 +30,11 @@ extension PagerDutySimulator {
             failNext(number("count") ?? 1, status: number("status") ?? 500)
             return SimulatorReply(status: 200, body: .object(["ok": .bool(true)]))
         case ("POST", ["delay"]):
-            setDelay(.milliseconds(number("milliseconds") ?? 0))
+            if body?["after"] == .bool(true) {
+                setReplyDelay(.milliseconds(number("milliseconds") ?? 0))
+            } else {
+                setDelay(.milliseconds(number("milliseconds") ?? 0))
+            }
             return SimulatorReply(status: 200, body: .object(["ok": .bool(true)]))
         case ("POST", ["rate-limit"]):
             setRateLimit(perMinute: number("perMinute") ?? 960)

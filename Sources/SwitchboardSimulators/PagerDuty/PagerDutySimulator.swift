@@ -58,6 +58,8 @@ public final class PagerDutySimulator: Sendable {
         var failNext = 0
         var failStatus = 500
         var delay: Duration = .zero
+        /// Held after a write is made (and its webhook sent) and before the answer: a slow way back.
+        var replyDelay: Duration = .zero
         var window = (start: Date(), count: 0)
         var rateLimitPerMinute: Int
         var queues: [String: AsyncStream<JSONValue>.Continuation] = [:]
@@ -119,6 +121,8 @@ public final class PagerDutySimulator: Sendable {
     /// The next `count` API requests are answered with `status` (500: a PagerDuty outage).
     public func failNext(_ count: Int, status: Int = 500) { state.withLock { ($0.failNext, $0.failStatus) = (count, status) } }
     public func setDelay(_ delay: Duration) { state.withLock { $0.delay = delay } }
+    /// Answers `delay` late, after the change is made and its webhook is on its way.
+    public func setReplyDelay(_ delay: Duration) { state.withLock { $0.replyDelay = delay } }
     public func setRateLimit(perMinute: Int) { state.withLock { ($0.rateLimitPerMinute, $0.window) = (perMinute, (Date(), 0)) } }
 }
 

@@ -306,6 +306,8 @@ public final class EventProcessor: Service {
                 if actionOrg == nil, case .record(_, let id) = action.target {
                     actionOrg = links.first { SalesforceId.same($0.recordId, id) }?.orgId
                 }
+                // A record created from an incident goes to the org the rule names.
+                if actionOrg == nil, action.action == .createRecord, let org = action.parameters["org"]?.stringValue { actionOrg = org }
                 jobs.append(
                     NewOutboundJob(
                         idempotencyKey: "event-\(event.id)-action-\(index)", eventId: event.id, partitionKey: event.partitionKey,

@@ -88,6 +88,32 @@ struct RulesLoaderTests {
         #expect(p.line == 17)
     }
 
+    @Test("createRecord names its org by Id; anything else is refused at its path")
+    func createRecordOrg() throws {
+        func rules(_ org: String) -> String {
+            """
+            version: 1
+            rulesets:
+              - name: cases
+                rules:
+                  - name: open
+                    object: Case
+                    runOn: pagerduty
+                    conditions: [{ field: pagerduty.eventType, operator: equals, value: Trigger }]
+                    applyTo: new
+                    actions: [{ action: createRecord, org: "\(org)" }]
+            """
+        }
+        let document = try RulesLoader().load(rules("00D000000000002"))
+        guard case .createRecord(_, _, let org) = document.rulesets[0].rules[0].actions[0] else {
+            Issue.record("not a createRecord")
+            return
+        }
+        #expect(org == "00D000000000002EAA")
+        let d = problems(rules("second org"))
+        #expect(d.contains { $0.path == "rulesets[0].rules[0].actions[0].org" && $0.message.contains("org Id") })
+    }
+
     @Test("An unknown operator is reported at rulesets[i].rules[j].conditions[k].operator")
     func unknownOperator() throws {
         let d = problems(Self.variant("operator: equals, value: High", "operator: equal, value: High"))

@@ -322,6 +322,21 @@ struct SeedScenarioTests {
                     "--client-secret", options.clientSecret, "--trigger-secret", options.triggerSecret, "--capture", "trigger")
                 let capture = await HTTP.send("POST", second.baseURL + "/_simulator/capture", json: #"{"mode":"trigger","url":"\#(s.switchboardURL)/webhooks/salesforce"}"#)
                 #expect(capture?.status == 200)
+                // Incidents on Payments API open a case in the second org, which the rule names.
+                try await s.importRules(
+                    faqRules + """
+
+                              - name: Open a case in the second org for Payments API
+                                object: Case
+                                runOn: pagerduty
+                                conditions: [{ field: pagerduty.serviceName, operator: equals, value: Payments API }]
+                                applyTo: new
+                                actions:
+                                  - { action: createRecord, org: \(options.orgId) }
+                                  - { action: setField, field: Subject, value: "{{pagerduty.title}}" }
+                                  - { action: setField, field: Status, value: New }
+                                  - { action: setField, field: Origin, value: Web }
+                        """)
                 let first = try await s.create("Case", ["Subject": "org one", "Priority": "High"])
                 let created = try #require(await HTTP.send("POST", second.baseURL + "/_simulator/records/Case", json: #"{"Subject":"org two","Priority":"High"}"#))
                 let other = try #require(try JSONParser.parseValue(created.body)["id"]?.stringValue)
@@ -334,6 +349,14 @@ struct SeedScenarioTests {
                     let two = reply.flatMap { try? JSONParser.parseValue($0.body)["Status"]?.stringValue }
                     return one == "Closed" && two == "Closed"
                 }
+                let payments = try await s.trigger(service: "Payments API", title: "Card payments failing")
+                try await s.eventually("a case in the second org") {
+                    let reply = await HTTP.get(second.baseURL + "/_simulator/records/Case")
+                    let cases = reply.flatMap { try? JSONParser.parseValue($0.body).arrayValue } ?? []
+                    return cases.contains { $0["Subject"]?.stringValue == "Card payments failing" }
+                }
+                #expect(try await s.cliJSON("links", "list", "--incident", payments).arrayValue?.first?["org"]?.stringValue == options.orgId)
+                #expect(try await s.records("Case").allSatisfy { $0["Subject"]?.stringValue != "Card payments failing" }, "not in the first org")
                 #expect(try await s.deadLetters().isEmpty)
             } catch {
                 await second.stop()

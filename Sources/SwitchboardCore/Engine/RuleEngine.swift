@@ -348,9 +348,9 @@ public struct RuleEngine: Sendable {
             func resolve(_ t: Template) -> String { TemplateRenderer.render(t) { read($0).text } }
 
             // createRecord first: setField actions of the same rule become its field values.
-            var creation: (index: Int, object: String, fields: JSONObject)?
+            var creation: (index: Int, object: String, fields: JSONObject, org: String?)?
             for (index, action) in rule.actions.enumerated() {
-                guard case .createRecord(let object, let fields) = action else { continue }
+                guard case .createRecord(let object, let fields, let org) = action else { continue }
                 let target = object ?? rule.object
                 if creation != nil {
                     verdict.skippedActions.append((index, .createRecord, "the rule already creates a record"))
@@ -366,7 +366,7 @@ public struct RuleEngine: Sendable {
                 }
                 var values = JSONObject()
                 for f in fields { values[f.field] = .string(resolve(f.value)) }
-                creation = (index, target, values)
+                creation = (index, target, values, org)
             }
             var planned: [(index: Int, action: PlannedAction)] = []
             for (index, action) in rule.actions.enumerated() {
@@ -402,6 +402,7 @@ public struct RuleEngine: Sendable {
             if let creation {
                 var a = base(.createRecord, compiled, target: .creation, sourceObject: "incident", sourceId: incident.id)
                 a.parameters = ["object": .string(creation.object), "fields": .object(creation.fields)]
+                if let org = creation.org { a.parameters["org"] = .string(org) }
                 if let schema = engine.schemas.schema(for: creation.object) {
                     let missing = schema.requiredOnCreate.map(\.name).filter { creation.fields[$0] == nil }
                     if !missing.isEmpty {

@@ -265,7 +265,8 @@ public enum Action: Sendable, Hashable {
     case reassign(users: [String], escalationPolicy: String?)
     case addResponders(users: [String], escalationPolicies: [String], message: Template?)
     case setField(field: String, value: Template)
-    case createRecord(object: String?, fields: [FieldAssignment])
+    /// `org`: the org the record goes to, when several are connected.
+    case createRecord(object: String?, fields: [FieldAssignment], org: String? = nil)
     case setIncidentConference(field: String, numberField: String?)
     case setIncidentDescription(field: String)
 
@@ -335,7 +336,7 @@ public enum ActionKind: String, Sendable, Hashable, CaseIterable {
         case .reassign: [("users", false), ("escalationPolicy", false)]
         case .addResponders: [("users", false), ("escalationPolicies", false), ("message", false)]
         case .setField: [("field", true), ("value", true)]
-        case .createRecord: [("object", false), ("fields", false)]
+        case .createRecord: [("object", false), ("fields", false), ("org", false)]
         case .setIncidentConference: [("field", true), ("numberField", false)]
         case .setIncidentDescription: [("field", true)]
         case .syncNote: [("content", true), ("feed", false), ("comment", false)]

@@ -631,7 +631,11 @@ struct RulesChecker {
             } else if let f = m["fields"] {
                 report("\(path).fields", f, "wrong type", found: describe(f), expected: "a mapping of field name to value")
             }
-            return .createRecord(object: m["object"] == nil ? nil : target, fields: assignments)
+            var org: String?
+            if let o = id("org") {
+                if SalesforceId.isValid(o) { org = SalesforceId.normalized(o) } else { report("\(path).org", m["org"], "not a Salesforce org Id (15 or 18 characters, starting 00D)", found: quoted(o)) }
+            }
+            return .createRecord(object: m["object"] == nil ? nil : target, fields: assignments, org: org)
         case .setIncidentConference:
             guard let fieldName = id("field") else { return nil }
             let resolved = salesforceField(fieldName, m["field"], "\(path).field", object: object)

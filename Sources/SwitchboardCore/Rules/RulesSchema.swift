@@ -753,6 +753,10 @@ public enum RulesSchema {
             "object": {
               "$ref": "#/$defs/fieldName"
             },
+            "org": {
+              "type": "string",
+              "description": "The Id of the Salesforce org the record is created in; needed when several orgs are connected."
+            },
             "fields": {
               "type": "object",
               "additionalProperties": {

@@ -236,7 +236,7 @@ struct SeedScenarioTests {
                     actions: [{ action: setField, field: StageName, value: Closed Won }]
             """
         try await Stack.run(backend, rules: rules) { s in
-            let incident = try await s.create("Incident", ["Subject": "VPN down", "Priority": "Critical", "Status": "New"])
+            let incident = try await s.create("Incident", ["Subject": "VPN down", "Priority": "Critical", "Status": "New", "Description": "The Paris office is offline"])
             let deal = try await s.create("Opportunity", ["Name": "Renewal ACME", "StageName": "Needs Analysis", "CloseDate": "2026-12-31"])
             try await s.eventually("both paged") { try await s.links().count == 2 }
             for (object, id, field, closed) in [("Incident", incident, "Status", "Resolved"), ("Opportunity", deal, "StageName", "Closed Won")] {
@@ -246,6 +246,8 @@ struct SeedScenarioTests {
                 try await s.eventually("the \(object) closed") { try await s.record(object, id)?[field]?.stringValue == closed }
             }
             #expect(Set(try await s.incidents().compactMap { $0["title"]?.stringValue }) == ["Incident VPN down", "Deal Renewal ACME"])
+            // The seed's "sync Salesforce Incident description to PagerDuty Incident description".
+            #expect(try await s.incidents(titled: "Incident VPN down").first?["body"]?["details"]?.stringValue == "The Paris office is offline")
         }
     }
 

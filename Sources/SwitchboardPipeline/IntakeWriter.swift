@@ -15,6 +15,8 @@ public actor IntakeWriter {
     private struct Pending {
         var events: [NewInboundEvent]
         var logs: [LogEntry]
+        /// The log entries show the (single) event's payload by reference instead of a copy.
+        var logsReferToEvent: Bool
         var continuation: CheckedContinuation<[IntakeOutcome], any Error>
     }
 
@@ -42,9 +44,13 @@ public actor IntakeWriter {
     }
 
     /// Stores the events (and their log entries) and returns once they are on disk.
-    public func accept(_ events: [NewInboundEvent], logs: [LogEntry] = []) async throws -> [IntakeOutcome] {
+    ///
+    /// - Parameter logsReferToEvent: with one event, its log entries carry no copy of the payload: they name the
+    ///   stored event, whose payload the log shows (a duplicate delivery's entries get the copy, as nothing is
+    ///   stored for it). The raw payload is written once instead of twice.
+    public func accept(_ events: [NewInboundEvent], logs: [LogEntry] = [], logsReferToEvent: Bool = false) async throws -> [IntakeOutcome] {
         try await withCheckedThrowingContinuation { continuation in
-            queue.append(Pending(events: events, logs: logs, continuation: continuation))
+            queue.append(Pending(events: events, logs: logs, logsReferToEvent: logsReferToEvent && events.count == 1, continuation: continuation))
             if !flushing {
                 flushing = true
                 Task { await self.flush() }
@@ -73,13 +79,29 @@ public actor IntakeWriter {
             deduplicated.append(event)
         }
         let unique = deduplicated
-        let logs = batch.flatMap(\.logs)
+        let pendingLogs = batch.map { (logs: $0.logs, event: $0.logsReferToEvent ? $0.events.first : nil) }
         let now = clock.millis
         do {
             let database = self.database
             let ids = try await withDeadline(commitTimeout) {
                 try await database.transaction { db in
                     let ids = try await EventStore.insert(unique, now: now, on: db)
+                    var inserted: [String: Int64] = [:]
+                    for (event, id) in zip(unique, ids) {
+                        if let id { inserted[event.source.rawValue + "\u{1F}" + event.externalId] = id }
+                    }
+                    var logs: [LogEntry] = []
+                    for pending in pendingLogs {
+                        guard let event = pending.event else {
+                            logs += pending.logs
+                            continue
+                        }
+                        let id = inserted[event.source.rawValue + "\u{1F}" + event.externalId]
+                        for var entry in pending.logs {
+                            if let id { entry.eventId = entry.eventId ?? id } else { entry.payload = entry.payload ?? event.payload }
+                            logs.append(entry)
+                        }
+                    }
                     try await LogStore.write(logs, on: db)
                     return ids
                 }

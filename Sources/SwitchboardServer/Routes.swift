@@ -140,9 +140,11 @@ struct IntakeRoutes {
         let incident = PagerDutyIntake.incidentId(of: json)
         let partition = "pd:" + (incident ?? json["event"]?["data"]?["id"]?.stringValue ?? eventId)
         let payload = String(buffer: body)
-        let entry = switchboard.log.entry(.info, "intake", "PagerDuty delivery \(eventType) \(eventId)", incidentId: incident, payload: payload)
+        // The entry shows the stored event's payload rather than a second copy of it.
+        let entry = switchboard.log.entry(.info, "intake", "PagerDuty delivery \(eventType) \(eventId)", incidentId: incident)
         let outcome = try await accept(
-            [NewInboundEvent(source: .pagerduty, externalId: eventId, partitionKey: partition, payload: payload)], logs: entry.map { [$0] } ?? [])
+            [NewInboundEvent(source: .pagerduty, externalId: eventId, partitionKey: partition, payload: payload)], logs: entry.map { [$0] } ?? [],
+            logsReferToEvent: true)
         switchboard.metrics.recordIntake(nanoseconds: (ContinuousClock.now - started).nanosecondsValue)
         switch outcome[0] {
         case .accepted(let id):
@@ -288,9 +290,9 @@ struct IntakeRoutes {
     }
 
     /// Commits, or answers 503 so the sender retries: nothing is acknowledged that is not on disk.
-    private func accept(_ events: [NewInboundEvent], logs: [LogEntry]) async throws -> [IntakeOutcome] {
+    private func accept(_ events: [NewInboundEvent], logs: [LogEntry], logsReferToEvent: Bool = false) async throws -> [IntakeOutcome] {
         do {
-            return try await switchboard.intake.accept(events, logs: logs)
+            return try await switchboard.intake.accept(events, logs: logs, logsReferToEvent: logsReferToEvent)
         } catch {
             switchboard.logger.error("intake could not commit; answering 503", metadata: ["error": "\(error)"])
             throw IntakeError(.serviceUnavailable, "the event could not be stored; retry later")

@@ -91,25 +91,34 @@ public final class SQLiteDatabase: Database {
             }
         }
         self.displayName = path.map { "sqlite:\($0)" } ?? "sqlite::memory:"
+        let writer: SQLiteConnection
         do {
-            connection = try await SQLiteConnection.open(
+            writer = try await SQLiteConnection.open(
                 storage: path.map { .file(path: $0) } ?? .memory, threadPool: SQLiteDatabase.writerThread, logger: logger,
                 on: MultiThreadedEventLoopGroup.singleton.any())
         } catch {
             throw DatabaseError("cannot open the SQLite database \(path ?? ":memory:"): \(error)")
         }
-        let db = connection.sql()
-        for pragma in ["PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA busy_timeout=5000", "PRAGMA foreign_keys=ON"] {
-            try await db.raw(SQLQueryString(pragma)).run()
+        var reader: SQLiteConnection?
+        do {
+            // The first statements are where a file that is not a database (or a directory) is found out.
+            for pragma in ["PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA busy_timeout=5000", "PRAGMA foreign_keys=ON"] {
+                try await writer.sql().raw(SQLQueryString(pragma)).run()
+            }
+            if let path {
+                let opened = try await SQLiteConnection.open(
+                    storage: .file(path: path), threadPool: SQLiteDatabase.readerThread, logger: logger, on: MultiThreadedEventLoopGroup.singleton.any())
+                reader = opened
+                for pragma in ["PRAGMA busy_timeout=5000", "PRAGMA query_only=ON"] { try await opened.sql().raw(SQLQueryString(pragma)).run() }
+            }
+        } catch {
+            // Close what was opened: SQLiteNIO traps on a connection released unclosed.
+            try? await reader?.close()
+            try? await writer.close()
+            throw DatabaseError("cannot open the SQLite database \(path ?? ":memory:"): \(error)")
         }
-        if let path {
-            let reader = try await SQLiteConnection.open(
-                storage: .file(path: path), threadPool: SQLiteDatabase.readerThread, logger: logger, on: MultiThreadedEventLoopGroup.singleton.any())
-            for pragma in ["PRAGMA busy_timeout=5000", "PRAGMA query_only=ON"] { try await reader.sql().raw(SQLQueryString(pragma)).run() }
-            self.reader = reader
-        } else {
-            self.reader = nil
-        }
+        connection = writer
+        self.reader = reader
     }
 
     /// One thread each for the writer and the reader: their statements run in order anyway, and a single thread

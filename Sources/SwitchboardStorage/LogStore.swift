@@ -98,18 +98,25 @@ public enum LogStore {
 
     /// Entries matching the query, newest first.
     public static func query(_ q: LogQuery, on db: any SQLDatabase) async throws -> [LogEntry] {
-        var query = SQLQueryString("SELECT * FROM logs WHERE 1 = 1")
+        // An intake entry without a payload of its own shows its stored event's (written once, not twice).
+        var query = SQLQueryString(
+            """
+            SELECT l.id, l.at, l.level, l.category, l.message, l.incident_id, l.record_id, l.event_id, COALESCE(l.payload, e.payload) AS payload
+            FROM logs l LEFT JOIN inbound_events e ON l.payload IS NULL AND l.category = 'intake' AND e.id = l.event_id WHERE 1 = 1
+            """)
         if let level = q.minimumLevel {
             let levels = LogLevel.allCases.filter { $0 >= level }.map(\.rawValue)
-            query += " AND level IN (\(binds: levels))"
+            query += " AND l.level IN (\(binds: levels))"
         }
-        if let since = q.since { query += " AND at >= \(bind: since)" }
-        if let until = q.until { query += " AND at <= \(bind: until)" }
-        if let incident = q.incidentId { query += " AND incident_id = \(bind: incident)" }
-        if let record = q.recordId { query += " AND record_id = \(bind: record)" }
-        if let category = q.category { query += " AND category = \(bind: category)" }
-        if let text = q.text { query += " AND (message LIKE \(bind: "%" + text + "%") OR payload LIKE \(bind: "%" + text + "%"))" }
-        query += " ORDER BY at DESC, id DESC LIMIT \(bind: q.limit)"
+        if let since = q.since { query += " AND l.at >= \(bind: since)" }
+        if let until = q.until { query += " AND l.at <= \(bind: until)" }
+        if let incident = q.incidentId { query += " AND l.incident_id = \(bind: incident)" }
+        if let record = q.recordId { query += " AND l.record_id = \(bind: record)" }
+        if let category = q.category { query += " AND l.category = \(bind: category)" }
+        if let text = q.text {
+            query += " AND (l.message LIKE \(bind: "%" + text + "%") OR COALESCE(l.payload, e.payload) LIKE \(bind: "%" + text + "%"))"
+        }
+        query += " ORDER BY l.at DESC, l.id DESC LIMIT \(bind: q.limit)"
         return try await db.raw(query).all().map(LogEntry.init(row:))
     }
 

@@ -23,11 +23,16 @@ struct DemoCommand: AsyncParsableCommand {
             high-priority case created outside business hours pages on-call, on-call acknowledges, the case follows, a note \
             lands in the Case Feed and as a Case Comment, the incident resolves and the case closes; an incident on XYZ \
             opens a case. --keep-running leaves everything up; Ctrl-C stops it all. Exit codes: 0 the scenario completed, \
-            1 a step did not happen in time, 4 the port cannot be bound.
+            1 a step did not happen in time, 4 the port cannot be bound, 64 wrong usage.
             """)
     @Flag(name: .customLong("keep-running"), help: "Leave everything running after the scenario, until Ctrl-C.") var keepRunning = false
     @Option(help: "Switchboard's port (0: a free one).") var port: Int = 0
     @Option(name: .customLong("step-timeout"), help: "Seconds to wait for each step.") var stepTimeout: Int = 20
+
+    func validate() throws {
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be from 0 to 65535") }
+        guard (1...3600).contains(stepTimeout) else { throw ValidationError("--step-timeout must be from 1 to 3600 seconds") }
+    }
 
     func run() async throws {
         var logger = Logger(label: "switchboard-demo")
@@ -71,7 +76,12 @@ struct DemoCommand: AsyncParsableCommand {
         let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
         let app = try await buildApplication(switchboard, dependencies: dependencies, onServerRunning: { portContinuation.yield($0) })
         let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [.sigint, .sigterm], logger: logger))
-        let serving = Task { try await group.run() }
+        // The port stream ends when the server stops, so a server that never listened (a busy port) is noticed
+        // instead of waited for.
+        let serving = Task {
+            defer { portContinuation.finish() }
+            try await group.run()
+        }
         func stopAll() async {
             await group.triggerGracefulShutdown()
             _ = try? await serving.value
@@ -80,8 +90,15 @@ struct DemoCommand: AsyncParsableCommand {
         }
         var iterator = ports.makeAsyncIterator()
         guard let bound = await iterator.next() else {
+            let reason: String
+            do {
+                try await serving.value
+                reason = "the server stopped before listening"
+            } catch {
+                reason = bindFailure(error)
+            }
             await stopAll()
-            throw CLIError(message: "cannot listen on 127.0.0.1:\(port)", code: 4)
+            throw CLIError(message: "cannot listen on 127.0.0.1:\(port): \(reason)", code: 4)
         }
         let baseURL = "http://127.0.0.1:\(bound)"
         do {
@@ -111,7 +128,7 @@ struct DemoCommand: AsyncParsableCommand {
         } catch {
             await stopAll()
             if let error = error as? CLIError { throw error }
-            throw CLIError(message: "the demo stopped: \(error)", code: 1)
+            throw CLIError(message: "the demo stopped: \(error)".oneLine, code: 1)
         }
         if keepRunning {
             say("\nEverything is still running; try the simulators' /_simulator controls or `switchboard logs --database-url \(databaseURL)`. Ctrl-C stops it all.")

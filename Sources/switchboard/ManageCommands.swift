@@ -11,7 +11,9 @@ import SwitchboardStorage
 
 extension RulesCommand {
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List the current version's rulesets, whether each is on, and its rules.")
+        static let configuration = CommandConfiguration(
+            abstract: "List the current version's rulesets, whether each is on, and its rules.",
+            discussion: "Exit codes: 0 listed, 1 no rules are stored yet (or the stored ones do not load), 3 database unreachable.")
         @OptionGroup var options: ConfigOptions
         @Flag(help: "Print JSON.") var json = false
 
@@ -50,7 +52,8 @@ extension RulesCommand {
 
     struct Enable: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Switch a ruleset back on (one switched off with `rules disable`); a running server follows within a second.")
+            abstract: "Switch a ruleset back on (one switched off with `rules disable`); a running server follows within a second.",
+            discussion: "Exit codes: 0 on, 1 no ruleset of that name (or it is off in the rules file itself), 3 database unreachable, 64 wrong usage.")
         @OptionGroup var options: ConfigOptions
         @Argument(help: "The ruleset's name.") var name: String
 
@@ -59,7 +62,8 @@ extension RulesCommand {
 
     struct Disable: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Switch a ruleset off without editing the rules file; a running server follows within a second.")
+            abstract: "Switch a ruleset off without editing the rules file; a running server follows within a second.",
+            discussion: "Exit codes: 0 off, 1 no ruleset of that name, 3 database unreachable, 64 wrong usage.")
         @OptionGroup var options: ConfigOptions
         @Argument(help: "The ruleset's name.") var name: String
 
@@ -71,7 +75,9 @@ extension RulesCommand {
         let outcome = try await withConfiguredDatabase(configuration) { db in
             try await db.transaction { sql -> String? in
                 guard let stored = try await RulesStore.current(on: sql) else { return "no rules are stored yet; import some with `switchboard rules import FILE`" }
-                let document = try RulesLoader().load(stored.document)
+                guard let document = try? RulesLoader().load(stored.document) else {
+                    return "the current rules (version \(stored.version)) do not validate; import a corrected version"
+                }
                 guard let set = document.rulesets.first(where: { $0.name == name }) else {
                     return "no ruleset is named \"\(name)\"; the current version has \(document.rulesets.map { "\"\($0.name)\"" }.joined(separator: ", "))"
                 }
@@ -109,6 +115,10 @@ struct LinksCommand: AsyncParsableCommand {
         @Option(help: "At most this many.") var limit: Int = 100
         @Flag(help: "Print JSON.") var json = false
 
+        func validate() throws {
+            if limit < 1 { throw ValidationError("--limit must be at least 1") }
+        }
+
         func run() async throws {
             let (incidentId, recordId, max) = (incident, record, limit)
             let links = try await withConfiguredDatabase(try await options.configuration()) { db in
@@ -131,7 +141,9 @@ struct LinksCommand: AsyncParsableCommand {
     }
 
     struct Add: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Link an incident to a record by hand (an incident opened before Switchboard, say).")
+        static let configuration = CommandConfiguration(
+            abstract: "Link an incident to a record by hand (an incident opened before Switchboard, say).",
+            discussion: "Exit codes: 0 linked (or already linked), 3 database unreachable, 64 wrong usage (a bad Id, a missing flag).")
         @OptionGroup var options: ConfigOptions
         @Option(help: "The PagerDuty incident id.") var incident: String
         @Option(help: "The Salesforce object, e.g. Case.") var object: String = "Case"
@@ -141,6 +153,7 @@ struct LinksCommand: AsyncParsableCommand {
         func validate() throws {
             guard SalesforceId.isValid(record) else { throw ValidationError("--record must be a 15- or 18-character Salesforce Id") }
             guard !incident.isEmpty else { throw ValidationError("--incident must not be empty") }
+            if let orgId, !SalesforceId.isValid(orgId) { throw ValidationError("--org-id must be a 15- or 18-character Salesforce Id") }
         }
 
         func run() async throws {
@@ -155,7 +168,9 @@ struct LinksCommand: AsyncParsableCommand {
     }
 
     struct Remove: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Remove a link; rules stop acting across it.")
+        static let configuration = CommandConfiguration(
+            abstract: "Remove a link; rules stop acting across it.",
+            discussion: "Exit codes: 0 removed, 1 no such link, 3 database unreachable, 64 wrong usage.")
         @OptionGroup var options: ConfigOptions
         @Option(help: "The PagerDuty incident id.") var incident: String
         @Option(help: "The Salesforce object, e.g. Case.") var object: String = "Case"
@@ -180,7 +195,8 @@ extension EventsCommand {
             abstract: "Run a received event through the current rules (or a draft rules file) again and explain each verdict.",
             discussion: """
                 A dry run by default: nothing is sent. --apply puts the event back in the queue as a new event, so a running \
-                server decides it again under the current rules and carries out what they plan.
+                server decides it again under the current rules and carries out what they plan. Exit codes: 0 done, 1 no such \
+                event, no rules, or a draft that does not validate, 2 the draft cannot be read, 3 database unreachable, 64 wrong usage.
                 """)
         @OptionGroup var options: ConfigOptions
         @Argument(help: "The event id (see `switchboard events list`).") var id: Int64
@@ -188,7 +204,17 @@ extension EventsCommand {
         @Flag(help: "Queue the event again for real (not a dry run).") var apply = false
         @Flag(help: "Print JSON.") var json = false
 
+        func validate() throws {
+            if apply, rules != nil { throw ValidationError("--rules is for a dry run; --apply queues the event under the current rules") }
+        }
+
         func run() async throws {
+            // A draft is checked before the database is opened: a bad file is reported as such, whatever the event.
+            var draft: RulesDocument?
+            if let rules {
+                let text = try readTextFile(rules, limit: RulesLoader.maximumSize, what: "rules file")
+                do { draft = try RulesLoader().load(text, path: rules) } catch { throw CLIError.invalid("\(rules): \(error.description)") }
+            }
             let configuration = try await options.configuration()
             let eventId = id
             let (found, stored, links) = try await withConfiguredDatabase(configuration) { db in
@@ -208,17 +234,15 @@ extension EventsCommand {
                 print("Event \(id) queued again as event \(ids.first.flatMap { $0 }.map(String.init) ?? "?"); a running server decides it under the current rules.")
                 return
             }
-            let text: String
-            if let rules {
-                text = try readTextFile(rules, limit: RulesLoader.maximumSize, what: "rules file")
+            let document: RulesDocument
+            if let draft {
+                document = draft
             } else {
                 guard let stored else { throw CLIError.invalid("no rules are stored yet; give a draft with --rules FILE") }
-                text = stored.document
+                do { document = try RulesLoader().load(stored.document, path: "stored rules") } catch { throw CLIError.invalid("\(error)".oneLine) }
             }
-            let document: RulesDocument
-            do { document = try RulesLoader().load(text, path: rules ?? "stored rules") } catch { throw CLIError.invalid("\(error)") }
             let events: [RuleEvent]
-            do { events = try DryRun.events(fromJSON: event.payload, previousIncident: nil) } catch { throw CLIError.invalid("event \(id): \(error)") }
+            do { events = try DryRun.events(fromJSON: event.payload, previousIncident: nil) } catch { throw CLIError.invalid("event \(id): \(error)".oneLine) }
             let run = DryRun(engine: RuleEngine(document: document), events: events, links: links, now: Instant(millisecondsSince1970: event.receivedAt))
             print(json ? run.jsonValue.serialized(pretty: true) : run.text, terminator: json ? "\n" : "")
         }
@@ -230,7 +254,8 @@ extension EventsCommand {
 struct StatusCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
-        abstract: "The summary: connections, object mappings, webhook health, rule engine, API budgets, queue depths.")
+        abstract: "The summary: connections, object mappings, webhook health, rule engine, API budgets, queue depths.",
+        discussion: "Exit codes: 0 shown (a connection that fails is reported, not an error), 1 bad configuration, 3 database unreachable.")
     @OptionGroup var options: ConfigOptions
     @Flag(help: "Print JSON.") var json = false
 
@@ -243,7 +268,7 @@ struct StatusCommand: AsyncParsableCommand {
                     pagerDuty: box == nil ? nil : try await PagerDutyConnection.load(box: box, on: sql),
                     salesforce: box == nil ? [] : try await SalesforceConnection.loadAll(box: box, on: sql),
                     settings: try await SettingsStore.getMany(
-                        ["engine.enabled", "mapping.notesToFeed", "mapping.notesToComment", "mapping.syncDescription", "log.level", "log.retentionDays"], on: sql),
+                        ["engine.enabled", "mapping.notesToFeed", "mapping.notesToComment", "mapping.syncDescription", "mapping.commentsToNotes", "log.level", "log.retentionDays"], on: sql),
                     events: try await EventStore.counts(on: sql), jobs: try await JobStore.counts(on: sql),
                     dead: try await JobStore.deadLetters(limit: 10_000, on: sql).count, rules: try await RulesStore.currentVersionNumber(on: sql),
                     disabled: try await RulesProvider.disabledRulesets(on: sql)
@@ -253,7 +278,7 @@ struct StatusCommand: AsyncParsableCommand {
         var webhook = "not connected"
         if let pd = summary.pagerDuty, let id = pd.subscriptionId {
             do {
-                let sub = try await PagerDutyClient(configuration: pd.configuration).webhookSubscription(id)
+                let sub = try await PagerDutyCommand.client(pd).webhookSubscription(id)
                 let disabled = sub["delivery_method"]?["temporarily_disabled"] == .bool(true)
                 webhook = "\(id) " + (disabled ? "temporarily disabled (serve re-enables it and backfills)" : (sub["active"] == .bool(true) ? "active" : "inactive"))
             } catch {
@@ -265,7 +290,9 @@ struct StatusCommand: AsyncParsableCommand {
             var o: JSONObject = ["orgId": .string(org.orgId), "capture": .string(org.capture.rawValue), "objects": .array(org.objects.map(JSONValue.string))]
             if org.hasAPIAccess {
                 do {
-                    let client = SalesforceClient(sessions: try SalesforceTokenProvider(connection: org), configuration: .init(apiVersion: org.apiVersion))
+                    let sessions = try SalesforceTokenProvider(connection: org, httpClient: cliHTTPClient, logger: quietLogger)
+                    let client = SalesforceClient(
+                        sessions: sessions, configuration: .init(apiVersion: org.apiVersion), httpClient: cliHTTPClient, logger: quietLogger)
                     if let daily = try await client.limits()["DailyApiRequests"] {
                         o["apiBudget"] = .object(["max": .number(Double(daily.max)), "remaining": .number(Double(daily.remaining))])
                     }
@@ -287,6 +314,7 @@ struct StatusCommand: AsyncParsableCommand {
             "mappings": .object([
                 "notesToFeed": .bool(settings["mapping.notesToFeed"] == "true"), "notesToComment": .bool(settings["mapping.notesToComment"] == "true"),
                 "syncDescription": .bool(settings["mapping.syncDescription"] != "false"),
+                "commentsToNotes": .bool(settings["mapping.commentsToNotes"] != "false"),
             ]),
             "ruleEngine": .bool(settings["engine.enabled"] != "false"), "rulesVersion": summary.rules.map { .number(Double($0)) } ?? .null,
             "rulesetsSwitchedOff": .array(summary.disabled.sorted().map(JSONValue.string)),
@@ -309,7 +337,7 @@ struct StatusCommand: AsyncParsableCommand {
             }
             print(line)
         }
-        print("Object mappings: notes to Case Feed \(settings["mapping.notesToFeed"] == "true" ? "on" : "off"), to Case Comments \(settings["mapping.notesToComment"] == "true" ? "on" : "off")")
+        print("Object mappings: notes to Case Feed \(settings["mapping.notesToFeed"] == "true" ? "on" : "off"), to Case Comments \(settings["mapping.notesToComment"] == "true" ? "on" : "off"); case comments to incident notes \(settings["mapping.commentsToNotes"] != "false" ? "on" : "off"); case description to new incidents \(settings["mapping.syncDescription"] != "false" ? "on" : "off")")
         print("Rule engine: \(settings["engine.enabled"] != "false" ? "on" : "off"); rules version \(summary.rules.map(String.init) ?? "none")\(summary.disabled.isEmpty ? "" : "; switched off: \(summary.disabled.sorted().joined(separator: ", "))")")
         let fmt: ([String: Int]) -> String = { d in d.isEmpty ? "none" : d.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ") }
         print("Queues: events \(fmt(summary.events)); jobs \(fmt(summary.jobs)); dead letters \(summary.dead)")

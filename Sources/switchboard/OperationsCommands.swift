@@ -6,7 +6,7 @@ import SwitchboardStorage
 /// Parses `2026-11-24T10:00:00Z`, or a time ago: `30m`, `2h`, `7d`.
 func parseTime(_ text: String, now: Date = Date()) -> Int64? {
     if let instant = Instant(iso8601: text) { return instant.millisecondsSince1970 }
-    guard let unit = text.last, let n = Double(text.dropLast()), n >= 0 else { return nil }
+    guard let unit = text.last, let n = Double(text.dropLast()), n.isFinite, n >= 0 else { return nil }
     let seconds: Double
     switch unit {
     case "s": seconds = n
@@ -15,7 +15,8 @@ func parseTime(_ text: String, now: Date = Date()) -> Int64? {
     case "d": seconds = n * 86_400
     default: return nil
     }
-    return Int64((now.timeIntervalSince1970 - seconds) * 1000)
+    // A time so long ago that it is no Int64 of milliseconds is refused, not trapped on.
+    return Int64(exactly: ((now.timeIntervalSince1970 - seconds) * 1000).rounded(.towardZero))
 }
 
 func time(_ millis: Int64) -> String { Instant(millisecondsSince1970: millis).iso8601 }
@@ -23,7 +24,7 @@ func time(_ millis: Int64) -> String { Instant(millisecondsSince1970: millis).is
 struct LogsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "logs", abstract: "Read the integration log: deliveries, decisions, actions and errors, with their payloads.",
-        discussion: "Exit codes: 0 done, 1 bad input, 3 database unreachable.")
+        discussion: "Exit codes: 0 done, 1 bad configuration, 3 database unreachable, 64 wrong usage (a bad level, time or limit).")
 
     @OptionGroup var options: ConfigOptions
     @Option(help: "Show this level and above: debug, info or error.") var level: String?
@@ -41,6 +42,9 @@ struct LogsCommand: AsyncParsableCommand {
         if let level, LogLevel(rawValue: level.lowercased()) == nil { throw ValidationError("--level must be debug, info or error") }
         if let since, parseTime(since) == nil { throw ValidationError("--since \"\(since)\" is neither ISO 8601 nor a time ago like 30m, 2h, 7d") }
         if let until, parseTime(until) == nil { throw ValidationError("--until \"\(until)\" is neither ISO 8601 nor a time ago like 30m, 2h, 7d") }
+        if let from = since.flatMap({ parseTime($0) }), let to = until.flatMap({ parseTime($0) }), from > to {
+            throw ValidationError("--since \"\(since ?? "")\" is after --until \"\(until ?? "")\"; nothing can match")
+        }
         if limit < 1 { throw ValidationError("--limit must be at least 1") }
     }
 
@@ -105,13 +109,19 @@ struct DeadLettersCommand: AsyncParsableCommand {
     }
 
     struct Retry: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Put dead jobs back in the queue, to run now.")
+        static let configuration = CommandConfiguration(
+            abstract: "Put dead jobs back in the queue, to run now.",
+            discussion: "Exit codes: 0 queued again, 1 a job has no dead letter (the others are queued), 3 database unreachable, 64 wrong usage.")
         @OptionGroup var options: ConfigOptions
         @Argument(help: "Job ids (from `deadletters list`).") var jobs: [Int64] = []
         @Flag(help: "Retry every dead letter.") var all = false
 
-        func run() async throws {
+        func validate() throws {
             guard all || !jobs.isEmpty else { throw ValidationError("name the jobs to retry, or pass --all") }
+            guard !(all && !jobs.isEmpty) else { throw ValidationError("name the jobs to retry or pass --all, not both") }
+        }
+
+        func run() async throws {
             let ids = jobs
             let retryAll = all
             let results = try await withConfiguredDatabase(try await options.configuration()) { db in
@@ -134,7 +144,9 @@ struct DeadLettersCommand: AsyncParsableCommand {
     }
 
     struct Drop: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Drop dead letters for good (the jobs stay recorded as dead).")
+        static let configuration = CommandConfiguration(
+            abstract: "Drop dead letters for good (the jobs stay recorded as dead).",
+            discussion: "Exit codes: 0 dropped, 1 a job has no dead letter (the others are dropped), 3 database unreachable, 64 wrong usage.")
         @OptionGroup var options: ConfigOptions
         @Argument(help: "Job ids.") var jobs: [Int64]
 
@@ -171,6 +183,10 @@ struct EventsCommand: AsyncParsableCommand {
 
         func validate() throws {
             if let source, EventSource(rawValue: source) == nil { throw ValidationError("--source must be pagerduty or salesforce") }
+            if let status, !["pending", "processed", "echo", "ignored", "failed"].contains(status) {
+                throw ValidationError("--status must be pending, processed, echo, ignored or failed")
+            }
+            if limit < 1 { throw ValidationError("--limit must be at least 1") }
         }
 
         func run() async throws {
@@ -192,7 +208,8 @@ struct EventsCommand: AsyncParsableCommand {
     }
 
     struct Show: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "One event with its payload.")
+        static let configuration = CommandConfiguration(
+            abstract: "One event with its payload.", discussion: "Exit codes: 0 shown, 1 no such event, 3 database unreachable, 64 wrong usage.")
         @OptionGroup var options: ConfigOptions
         @Argument(help: "The event id.") var id: Int64
 

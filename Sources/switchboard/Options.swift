@@ -1,4 +1,5 @@
 import ArgumentParser
+import AsyncHTTPClient
 import Foundation
 import Logging
 import SwitchboardPipeline
@@ -22,14 +23,43 @@ struct ConfigOptions: ParsableArguments {
     func configuration(extra: [String: String] = [:]) async throws -> ServerConfiguration {
         var flags = extra
         if let databaseURL { flags["database.url"] = databaseURL }
+        // A config file that cannot be read is exit 2, like every other file; one that does not validate is exit 1.
+        if let configFile { _ = try readTextFile(configFile, limit: 1 << 20, what: "config file") }
         do {
             let reader = try await ServerConfiguration.reader(flags: flags, environment: ProcessInfo.processInfo.environment, configFile: configFile)
             return try ServerConfiguration(reader: reader)
         } catch let error as ConfigurationError {
-            throw CLIError(message: error.description, code: ExitStatus.invalidInput)
+            // One line: every problem, separated by semicolons.
+            let problems = error.problems.map(\.oneLine).joined(separator: "; ")
+            throw CLIError.invalid("the configuration has \(error.problems.count) problem\(error.problems.count == 1 ? "" : "s"): \(problems)")
         }
     }
 }
+
+extension String {
+    /// The text on one line: errors from libraries (HTTP bodies, nested errors) may carry newlines.
+    var oneLine: String {
+        split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.joined(separator: " ")
+    }
+}
+
+/// A logger that stays quiet: commands other than `serve` report in their one `error:` line, so the libraries'
+/// warnings (a refused token request, say) would only repeat it.
+let quietLogger: Logger = {
+    var logger = Logger(label: "switchboard")
+    logger.logLevel = .critical
+    return logger
+}()
+
+/// The HTTP client of the commands that talk to PagerDuty and Salesforce: a refused connection fails at once
+/// instead of being retried until the request's deadline (20 s and more), so a wrong URL is reported in a moment.
+/// It lives as long as the process.
+let cliHTTPClient: HTTPClient = {
+    var configuration = HTTPClient.Configuration()
+    configuration.connectionPool.retryConnectionEstablishment = false
+    configuration.timeout.connect = .seconds(10)
+    return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration, backgroundActivityLogger: quietLogger)
+}()
 
 /// Sets up process logging once.
 func bootstrapLogging(level: String, format: String) -> Logger {
@@ -54,12 +84,12 @@ func withConfiguredDatabase<T: Sendable>(
                 try await reachable(database)
                 if migrate { try await Migrations.migrate(database, now: Int64(Date().timeIntervalSince1970 * 1000)) }
             } catch {
-                throw CLIError(message: "cannot use the database \(database.displayName): \(error)", code: ExitStatus.databaseUnavailable)
+                throw CLIError(message: "cannot use the database \(database.displayName): \(error)".oneLine, code: ExitStatus.databaseUnavailable)
             }
             return try await body(database)
         }
     } catch let error as DatabaseError {
-        throw CLIError(message: error.message, code: ExitStatus.databaseUnavailable)
+        throw CLIError(message: error.message.oneLine, code: ExitStatus.databaseUnavailable)
     }
 }
 

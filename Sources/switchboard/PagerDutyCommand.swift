@@ -10,6 +10,11 @@ struct PagerDutyCommand: AsyncParsableCommand {
         commandName: "pagerduty", abstract: "Connect a PagerDuty account: API key, region, integration user, webhook subscription.",
         subcommands: [Connect.self, Status.self, Disconnect.self])
 
+    /// A client for the command line: quiet, and failing at once on a refused connection.
+    static func client(_ connection: PagerDutyConnection) -> PagerDutyClient {
+        PagerDutyClient(configuration: connection.configuration, httpClient: cliHTTPClient, logger: quietLogger)
+    }
+
     static func secretBox(_ configuration: ServerConfiguration) throws -> SecretBox {
         guard let key = configuration.secretKey else {
             throw CLIError.invalid("set secret.key (SWITCHBOARD_SECRET_KEY) first: it encrypts the API key at rest; generate one with `openssl rand -hex 32`")
@@ -24,7 +29,8 @@ struct PagerDutyCommand: AsyncParsableCommand {
                 The API key is a General Access REST API key (Integrations → API Access Keys). It is stored encrypted \
                 under secret.key. The integration user's email is sent as From on every write. PagerDuty will deliver \
                 webhooks to PUBLIC_URL/webhooks/pagerduty, signed with a secret only returned now, which is stored encrypted too. \
-                Exit codes: 0 connected, 1 refused (bad key, unknown user, bad input), 3 database unreachable.
+                Exit codes: 0 connected, 1 refused (bad key, unknown user, PagerDuty unreachable, no secret.key), \
+                3 database unreachable, 64 wrong usage.
                 """)
         @OptionGroup var options: ConfigOptions
         @Option(name: .customLong("api-key"), help: "The REST API key (or env SWITCHBOARD_PAGERDUTY_API_KEY).") var apiKey: String?
@@ -39,6 +45,11 @@ struct PagerDutyCommand: AsyncParsableCommand {
             guard let u = URL(string: publicURL), u.scheme == "https" || u.scheme == "http", u.host != nil else {
                 throw ValidationError("--public-url must be an http(s) URL")
             }
+            if let baseURL {
+                guard let u = URL(string: baseURL), u.scheme == "https" || u.scheme == "http", u.host != nil else {
+                    throw ValidationError("--base-url must be an http(s) URL")
+                }
+            }
         }
 
         func run() async throws {
@@ -49,11 +60,11 @@ struct PagerDutyCommand: AsyncParsableCommand {
             }
             var connection = PagerDutyConnection(apiKey: key, region: PagerDutyRegion(rawValue: region) ?? .us, baseURL: baseURL, fromEmail: from)
             connection.publicURL = publicURL
-            let client = PagerDutyClient(configuration: connection.configuration)
+            let client = PagerDutyCommand.client(connection)
             do {
                 try await client.checkKey()
             } catch {
-                throw CLIError.invalid(error.status == 401 ? "PagerDuty refused the API key (401)" : "cannot reach PagerDuty: \(error)")
+                throw CLIError.invalid(error.status == 401 ? "PagerDuty refused the API key (401)" : "cannot reach PagerDuty: \(error)".oneLine)
             }
             let users = try await wrap { try await client.objects(.users) }
             guard users.contains(where: { $0.email?.lowercased() == from.lowercased() }) else {
@@ -91,7 +102,9 @@ struct PagerDutyCommand: AsyncParsableCommand {
     }
 
     struct Status: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Show the connection and the webhook subscription's health.")
+        static let configuration = CommandConfiguration(
+            abstract: "Show the connection and the webhook subscription's health.",
+            discussion: "Exit codes: 0 shown (a subscription that cannot be read is reported, not an error), 1 no secret.key, 3 database unreachable.")
         @OptionGroup var options: ConfigOptions
         @Flag(help: "Print JSON.") var json = false
 
@@ -114,7 +127,7 @@ struct PagerDutyCommand: AsyncParsableCommand {
             var webhook = "no subscription"
             if let id = connection.subscriptionId {
                 do {
-                    let sub = try await PagerDutyClient(configuration: connection.configuration).webhookSubscription(id)
+                    let sub = try await PagerDutyCommand.client(connection).webhookSubscription(id)
                     let disabled = sub["delivery_method"]?["temporarily_disabled"] == .bool(true)
                     webhook = "\(id): " + (disabled ? "temporarily disabled by PagerDuty (serve re-enables it and backfills)" : (sub["active"] == .bool(true) ? "active" : "inactive"))
                 } catch {
@@ -137,7 +150,8 @@ struct PagerDutyCommand: AsyncParsableCommand {
 
     struct Disconnect: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Remove the extension: turn the rule engine off, delete the webhook subscription, clear the integration email and key.")
+            abstract: "Remove the extension: turn the rule engine off, delete the webhook subscription, clear the integration email and key.",
+            discussion: "Exit codes: 0 disconnected, 1 the subscription cannot be deleted (nothing is changed) or no secret.key, 3 database unreachable.")
         @OptionGroup var options: ConfigOptions
 
         func run() async throws {
@@ -146,11 +160,11 @@ struct PagerDutyCommand: AsyncParsableCommand {
             let connection = try await withConfiguredDatabase(configuration) { db in try await db.read { try await PagerDutyConnection.load(box: box, on: $0) } }
             if let connection, let id = connection.subscriptionId {
                 do {
-                    try await PagerDutyClient(configuration: connection.configuration).deleteWebhookSubscription(id)
+                    try await PagerDutyCommand.client(connection).deleteWebhookSubscription(id)
                 } catch where error.status == 404 {
                     // Already gone.
                 } catch {
-                    throw CLIError.invalid("cannot delete the webhook subscription \(id): \(error); nothing was changed")
+                    throw CLIError.invalid("cannot delete the webhook subscription \(id): \(error); nothing was changed".oneLine)
                 }
             }
             try await withConfiguredDatabase(configuration) { db in
@@ -167,5 +181,5 @@ struct PagerDutyCommand: AsyncParsableCommand {
 
 /// Turns a PagerDuty error into a one-line CLI error.
 func wrap<T>(_ body: () async throws -> T) async throws -> T {
-    do { return try await body() } catch let error as PagerDutyError { throw CLIError.invalid("PagerDuty: \(error)") }
+    do { return try await body() } catch let error as PagerDutyError { throw CLIError.invalid("PagerDuty: \(error)".oneLine) }
 }

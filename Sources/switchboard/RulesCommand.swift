@@ -13,7 +13,7 @@ struct RulesCommand: AsyncParsableCommand {
     struct Validate: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Check a rules file (YAML or JSON) and report every problem with its location.",
-            discussion: "Exits 0 when the file is valid, 1 when it has problems, 2 when it cannot be read."
+            discussion: "Exits 0 when the file is valid, 1 when it has problems (each listed on its own line), 2 when it cannot be read, 64 on wrong usage."
         )
 
         @Argument(help: "The rules file (.yaml, .yml or .json).")
@@ -53,7 +53,8 @@ struct RulesCommand: AsyncParsableCommand {
                 The event file is a Salesforce trigger payload {"object": "Case", "isInsert": true, "old": {...} | null, \
                 "new": {...}} (old and new map record Ids to records, as JSON.serialize(Trigger.oldMap/newMap) gives them) \
                 or a raw PagerDuty webhook v3 body. The links file is a JSON array of {"incident": ID, "object": NAME, \
-                "record": ID}. Nothing is sent anywhere.
+                "record": ID}. Nothing is sent anywhere. Exit codes: 0 evaluated, 1 rules, event, links or previous incident that \
+                do not validate, 2 a file that cannot be read, 64 wrong usage (a missing flag, a --now that is not ISO 8601).
                 """
         )
 
@@ -130,7 +131,7 @@ struct RulesCommand: AsyncParsableCommand {
     struct Import: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Validate a rules file and store it as the new current version (every version is kept).",
-            discussion: "Exit codes: 0 stored, 1 invalid rules, 2 unreadable file, 3 database unreachable.")
+            discussion: "Exit codes: 0 stored, 1 invalid rules, 2 unreadable file, 3 database unreachable, 64 wrong usage.")
 
         @OptionGroup var options: ConfigOptions
         @Argument(help: "The rules file (.yaml, .yml or .json).") var file: String
@@ -157,7 +158,9 @@ struct RulesCommand: AsyncParsableCommand {
     }
 
     struct Export: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Print the current rules (or a given version) as stored.")
+        static let configuration = CommandConfiguration(
+            abstract: "Print the current rules (or a given version) as stored.",
+            discussion: "Exit codes: 0 printed, 1 no such version (or none stored yet), 3 database unreachable, 64 wrong usage.")
         @OptionGroup var options: ConfigOptions
         @Option(help: "A version number (default: the current one).") var version: Int?
 
@@ -197,7 +200,8 @@ struct RulesCommand: AsyncParsableCommand {
 
     struct Diff: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Show what changed between two stored rules versions (default: the previous and the current one).")
+            abstract: "Show what changed between two stored rules versions (default: the previous and the current one).",
+            discussion: "Exit codes: 0 shown, 1 a version does not exist, 3 database unreachable, 64 wrong usage.")
         @OptionGroup var options: ConfigOptions
         @Argument(help: "The older version.") var from: Int?
         @Argument(help: "The newer version (default: the current one).") var to: Int?
@@ -223,7 +227,8 @@ struct RulesCommand: AsyncParsableCommand {
 
     struct Restore: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Make an earlier version current again, as a new version (history is never rewritten).")
+            abstract: "Make an earlier version current again, as a new version (history is never rewritten).",
+            discussion: "Exit codes: 0 restored, 1 no such version, 3 database unreachable, 64 wrong usage.")
         @OptionGroup var options: ConfigOptions
         @Argument(help: "The version to restore.") var version: Int
         @Option(help: "Who restores it (default: the user running the command).") var author: String?
@@ -234,7 +239,10 @@ struct RulesCommand: AsyncParsableCommand {
             let created = try await withConfiguredDatabase(try await options.configuration()) { db in
                 try await db.transaction { sql -> Int? in
                     guard let old = try await RulesStore.version(n, on: sql) else { return nil }
-                    _ = try RulesLoader().load(old.document)
+                    do { _ = try RulesLoader().load(old.document) } catch {
+                        // Rules that loaded when stored may not load under a newer Switchboard.
+                        throw CLIError.invalid("rules version \(n) no longer validates: \(error)".oneLine)
+                    }
                     let now = Int64(Date().timeIntervalSince1970 * 1000)
                     let v = try await RulesStore.save(document: old.document, author: who, comment: "restored version \(n)", now: now, on: sql)
                     try await AuditStore.record(actor: who, action: "rules.restore", subject: "version \(n) as \(v)", detail: nil, now: now, on: sql)

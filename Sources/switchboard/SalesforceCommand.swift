@@ -20,7 +20,8 @@ struct SalesforceCommand: AsyncParsableCommand {
                 --org-id and --trigger-secret). Secrets may come from SWITCHBOARD_SALESFORCE_CLIENT_SECRET, \
                 SWITCHBOARD_SALESFORCE_REFRESH_TOKEN and SWITCHBOARD_SALESFORCE_TRIGGER_SECRET instead of flags. \
                 Connecting an org again replaces its settings; --keep-old-secret accepts the previous trigger secret too while \
-                the org is switched over. Exit codes: 0 connected, 1 refused or bad input, 2 unreadable key file, 3 database unreachable.
+                the org is switched over. Exit codes: 0 connected, 1 refused (the org refuses or cannot be reached, no \
+                secret.key), 2 unreadable key file, 3 database unreachable, 64 wrong usage (a flow's flag missing, a bad value).
                 """)
         @OptionGroup var options: ConfigOptions
         @Option(name: .customLong("login-url"), help: "https://login.salesforce.com, https://test.salesforce.com, a My Domain URL, or a simulator's.")
@@ -50,6 +51,31 @@ struct SalesforceCommand: AsyncParsableCommand {
             if auth == nil, orgId == nil { throw ValidationError("without --auth, give --org-id") }
             if let orgId, !SalesforceId.isValid(orgId) { throw ValidationError("--org-id must be a 15- or 18-character Salesforce Id") }
             guard (1...3600).contains(pollSeconds) else { throw ValidationError("--poll-seconds must be between 1 and 3600") }
+            guard objects.split(separator: ",").contains(where: { !$0.trimmingCharacters(in: .whitespaces).isEmpty }) else {
+                throw ValidationError("--objects must name at least one object, e.g. Case,CaseComment")
+            }
+            guard apiVersion.wholeMatch(of: /[0-9]+\.[0-9]+/) != nil else { throw ValidationError("--api-version must look like 62.0") }
+            // What each flow needs, named before anything is sent (secrets may come from the environment).
+            let env = ProcessInfo.processInfo.environment
+            func given(_ flag: String?, _ variable: String? = nil) -> Bool {
+                !(flag ?? variable.flatMap { env[$0] } ?? "").isEmpty
+            }
+            switch auth.flatMap(Self.authKind) {
+            case .jwt?:
+                guard given(consumerKey), given(username), given(privateKeyFile) else {
+                    throw ValidationError("--auth jwt needs --consumer-key, --username and --private-key-file")
+                }
+            case .clientCredentials?:
+                guard given(consumerKey), given(clientSecret, "SWITCHBOARD_SALESFORCE_CLIENT_SECRET") else {
+                    throw ValidationError("--auth client-credentials needs --consumer-key and --client-secret (or SWITCHBOARD_SALESFORCE_CLIENT_SECRET)")
+                }
+            case .refreshToken?:
+                guard given(consumerKey), given(refreshToken, "SWITCHBOARD_SALESFORCE_REFRESH_TOKEN") else {
+                    throw ValidationError("--auth refresh-token needs --consumer-key and --refresh-token (or SWITCHBOARD_SALESFORCE_REFRESH_TOKEN)")
+                }
+            case nil:
+                break
+            }
         }
 
         static func authKind(_ text: String) -> SalesforceAuthKind? {
@@ -70,7 +96,14 @@ struct SalesforceCommand: AsyncParsableCommand {
                 consumerKey: consumerKey, username: username, apiVersion: apiVersion, capture: CaptureMode(rawValue: capture) ?? .trigger,
                 objects: objects.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty },
                 pollSeconds: pollSeconds, callOptionsClient: clientName)
-            if let privateKeyFile { connection.privateKeyPEM = try readTextFile(privateKeyFile, limit: 64 * 1024, what: "private key") }
+            if let privateKeyFile {
+                let pem = try readTextFile(privateKeyFile, limit: 64 * 1024, what: "private key")
+                // Caught here, it is a bad file; caught when signing, it reads as the org refusing.
+                guard pem.contains("-----BEGIN") && pem.contains("PRIVATE KEY-----") else {
+                    throw CLIError.invalid("the private key \(privateKeyFile) holds no PEM private key (-----BEGIN PRIVATE KEY----- or -----BEGIN RSA PRIVATE KEY-----)")
+                }
+                connection.privateKeyPEM = pem
+            }
             connection.clientSecret = clientSecret ?? env["SWITCHBOARD_SALESFORCE_CLIENT_SECRET"]
             connection.refreshToken = refreshToken ?? env["SWITCHBOARD_SALESFORCE_REFRESH_TOKEN"]
             if let secret = triggerSecret ?? env["SWITCHBOARD_SALESFORCE_TRIGGER_SECRET"], !secret.isEmpty { connection.triggerSecrets = [secret] }
@@ -78,19 +111,22 @@ struct SalesforceCommand: AsyncParsableCommand {
             var lines: [String] = []
             if connection.hasAPIAccess {
                 let provider: SalesforceTokenProvider
-                do { provider = try SalesforceTokenProvider(connection: connection) } catch { throw CLIError.invalid("\(error)") }
+                do { provider = try SalesforceTokenProvider(connection: connection, httpClient: cliHTTPClient, logger: quietLogger) } catch {
+                    throw CLIError.invalid("\(error)".oneLine)
+                }
                 let session: SalesforceSession
-                do { session = try await provider.session() } catch { throw CLIError.invalid("\(error)") }
+                do { session = try await provider.session() } catch { throw CLIError.invalid("\(error)".oneLine) }
                 guard let org = session.orgId else { throw CLIError.invalid("the token response names no org (its `id` is not …/id/<org>/<user>)") }
                 if let orgId, !SalesforceId.same(orgId, org) {
                     throw CLIError.invalid("the token is for org \(org), not --org-id \(orgId)")
                 }
                 connection.orgId = SalesforceId.normalized(org)
                 connection.instanceURL = session.instanceURL
-                let client = SalesforceClient(sessions: provider, configuration: .init(apiVersion: apiVersion, callOptionsClient: clientName))
+                let client = SalesforceClient(
+                    sessions: provider, configuration: .init(apiVersion: apiVersion, callOptionsClient: clientName), httpClient: cliHTTPClient, logger: quietLogger)
                 for object in connection.objects {
                     do { _ = try await client.describe(object) } catch {
-                        throw CLIError.invalid("cannot describe \(object) in org \(org): \(error); check the object name and the user's permissions")
+                        throw CLIError.invalid("cannot describe \(object) in org \(org): \(error); check the object name and the user's permissions".oneLine)
                     }
                 }
                 lines.append("Authorised (\(connection.auth?.rawValue ?? "")) at \(session.instanceURL) as user \(session.userId ?? "?").")
@@ -127,7 +163,9 @@ struct SalesforceCommand: AsyncParsableCommand {
     }
 
     struct Status: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Show each connected org: authorisation, capture, API budget, last change seen.")
+        static let configuration = CommandConfiguration(
+            abstract: "Show each connected org: authorisation, capture, API budget, last change seen.",
+            discussion: "Exit codes: 0 shown (an org whose authorisation fails is reported, not an error), 1 no secret.key, 3 database unreachable.")
         @OptionGroup var options: ConfigOptions
         @Flag(help: "Print JSON.") var json = false
 
@@ -146,8 +184,9 @@ struct SalesforceCommand: AsyncParsableCommand {
                 ]
                 if connection.hasAPIAccess {
                     do {
-                        let provider = try SalesforceTokenProvider(connection: connection)
-                        let client = SalesforceClient(sessions: provider, configuration: .init(apiVersion: connection.apiVersion))
+                        let provider = try SalesforceTokenProvider(connection: connection, httpClient: cliHTTPClient, logger: quietLogger)
+                        let client = SalesforceClient(
+                            sessions: provider, configuration: .init(apiVersion: connection.apiVersion), httpClient: cliHTTPClient, logger: quietLogger)
                         let limits = try await client.limits()
                         o["authorised"] = .bool(true)
                         if let daily = limits["DailyApiRequests"] {
@@ -184,9 +223,14 @@ struct SalesforceCommand: AsyncParsableCommand {
 
     struct Disconnect: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Remove an org: its settings, secrets and capture state are deleted; its posts are refused from then on.")
+            abstract: "Remove an org: its settings, secrets and capture state are deleted; its posts are refused from then on.",
+            discussion: "Exit codes: 0 removed, 1 the org is not connected, 3 database unreachable, 64 wrong usage (an --org-id that is not an Id).")
         @OptionGroup var options: ConfigOptions
         @Option(name: .customLong("org-id"), help: "The org to remove.") var orgId: String
+
+        func validate() throws {
+            guard SalesforceId.isValid(orgId) else { throw ValidationError("--org-id must be a 15- or 18-character Salesforce Id") }
+        }
 
         func run() async throws {
             let configuration = try await options.configuration()

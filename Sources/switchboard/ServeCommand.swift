@@ -14,8 +14,9 @@ struct ServeCommand: AsyncParsableCommand {
         discussion: """
             Configuration comes from these flags, then SWITCHBOARD_* environment variables, then the --config file, then \
             defaults; the README lists every key. The schema is migrated on start. SIGTERM or SIGINT stops it gracefully: \
-            in-flight work finishes or returns to the queue. Exit codes: 0 stopped cleanly, 1 bad configuration, \
-            3 database unreachable or unusable, 4 the port cannot be bound.
+            in-flight work finishes or returns to the queue. Exit codes: 0 stopped cleanly, 1 bad configuration (flag values \
+            are checked as configuration), 2 the --config file cannot be read, 3 database unreachable or unusable, 4 the address \
+            or port cannot be bound (in use, or not this machine's), 64 wrong usage.
             """)
 
     @OptionGroup var options: ConfigOptions
@@ -42,7 +43,7 @@ struct ServeCommand: AsyncParsableCommand {
         do {
             database = try await openDatabase(url: configuration.databaseURL, logger: logger)
         } catch {
-            throw CLIError(message: "\(error)", code: ExitStatus.databaseUnavailable)
+            throw CLIError(message: "\(error)".oneLine, code: ExitStatus.databaseUnavailable)
         }
         let sink: (any OutboundSink)? = configuration.sinkURL.map { HTTPSink(url: $0, client: HTTPClient.shared) }
         let box = try configuration.secretKey.map { try SecretBox(encodedKey: $0) }
@@ -63,10 +64,11 @@ struct ServeCommand: AsyncParsableCommand {
         } catch {
             await database.close()
             let text = "\(error)"
-            if text.contains("ddress already in use") || text.contains("bind") {
-                throw CLIError(message: "cannot listen on \(configuration.host):\(configuration.port): the address is already in use", code: 4)
+            // Only "already in use" is said as such; a host that is not this machine's, or no host at all, says why.
+            if text.contains("ddress already in use") || text.contains("bind") || text.contains("UnknownHost") {
+                throw CLIError(message: "cannot listen on \(configuration.host):\(configuration.port): \(bindFailure(error))", code: 4)
             }
-            throw CLIError(message: "switchboard stopped: \(text)", code: 1)
+            throw CLIError(message: "switchboard stopped: \(text.oneLine)", code: 1)
         }
     }
 }
@@ -74,7 +76,7 @@ struct ServeCommand: AsyncParsableCommand {
 struct MigrateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "migrate", abstract: "Create or update the database schema (serve does this on start too).",
-        discussion: "Exit codes: 0 done, 1 bad configuration, 3 database unreachable.")
+        discussion: "Exit codes: 0 done, 1 bad configuration, 2 the --config file cannot be read, 3 database unreachable, 64 wrong usage.")
 
     @OptionGroup var options: ConfigOptions
 

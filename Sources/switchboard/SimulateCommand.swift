@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import ServiceLifecycle
+import SwitchboardCore
 import SwitchboardSimulators
 
 struct SimulateCommand: AsyncParsableCommand {
@@ -13,17 +14,26 @@ struct SimulateCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "pagerduty",
             abstract: "A PagerDuty account on loopback: the REST API Switchboard uses, signed webhooks, and /_simulator controls.",
-            discussion: "Exit codes: 0 stopped with Ctrl-C, 1 bad input, 4 the port cannot be bound.")
+            discussion: """
+                Exit codes: 0 stopped with Ctrl-C, 1 bad input (an OpenAPI document that does not load), 2 the OpenAPI \
+                document cannot be read, 4 the port cannot be bound, 64 wrong usage.
+                """)
         @Option(help: "Port (0: a free one).") var port: Int = 0
         @Option(name: .customLong("api-key"), help: "The API key it accepts.") var apiKey: String = "simulatorkey0000"
         @Option(help: "PagerDuty's OpenAPI document, to check every request against.") var openapi: String?
+
+        func validate() throws {
+            guard (0...65535).contains(port) else { throw ValidationError("--port must be from 0 to 65535") }
+        }
 
         func run() async throws {
             var options = PagerDutySimulator.Options()
             options.apiKey = apiKey
             if let openapi {
-                do { options.validator = try OpenAPIRequestValidator(contentsOfFile: openapi) } catch {
-                    throw CLIError.invalid("cannot read the OpenAPI document \(openapi): \(error)")
+                // PagerDuty's published document is about 3 MB.
+                let text = try readTextFile(openapi, limit: 64 << 20, what: "OpenAPI document")
+                do { options.validator = try OpenAPIRequestValidator(document: try JSONParser.parseValue(text)) } catch {
+                    throw CLIError.invalid("the OpenAPI document \(openapi) does not load: \(error)".oneLine)
                 }
             }
             let simulator = PagerDutySimulator(options: options)
@@ -40,7 +50,7 @@ struct SimulateCommand: AsyncParsableCommand {
                     FileHandle.standardOutput.write(Data(text.utf8))
                 }, stop: { await simulator.stop() })
             } catch {
-                throw CLIError(message: "cannot listen on 127.0.0.1:\(port): \(error)", code: 4)
+                throw CLIError(message: "cannot listen on 127.0.0.1:\(port): \(bindFailure(error))", code: 4)
             }
         }
     }
@@ -54,7 +64,8 @@ extension SimulateCommand {
             discussion: """
                 Changes made through its API or its controls reach Switchboard the chosen way: --capture trigger posts the \
                 Salesforce package's signed payload to --trigger-url, cdc publishes change events on /cometd/<version>, none \
-                leaves Switchboard to poll. Exit codes: 0 stopped with Ctrl-C, 1 bad input, 4 the port cannot be bound.
+                leaves Switchboard to poll. Exit codes: 0 stopped with Ctrl-C, 1 bad input (a certificate file without a PEM \
+                key or certificate), 2 the certificate file cannot be read, 4 the port cannot be bound, 64 wrong usage.
                 """)
         @Option(help: "Port (0: a free one).") var port: Int = 0
         @Option(help: "trigger, cdc or none.") var capture: String = "none"
@@ -66,6 +77,13 @@ extension SimulateCommand {
         func validate() throws {
             guard ["trigger", "cdc", "none"].contains(capture) else { throw ValidationError("--capture must be trigger, cdc or none") }
             if capture == "trigger", triggerURL == nil { throw ValidationError("--capture trigger needs --trigger-url") }
+            if let triggerURL {
+                guard let u = URL(string: triggerURL), u.scheme == "https" || u.scheme == "http", u.host != nil else {
+                    throw ValidationError("--trigger-url must be an http(s) URL")
+                }
+            }
+            guard (0...65535).contains(port) else { throw ValidationError("--port must be from 0 to 65535") }
+            guard allocation >= 0 else { throw ValidationError("--api-allocation must not be negative") }
         }
 
         func run() async throws {
@@ -73,9 +91,13 @@ extension SimulateCommand {
             options.triggerSecret = triggerSecret
             options.apiAllocation = allocation
             if let certificate {
-                do { options.certificatePublicKeyPEM = try String(contentsOfFile: certificate, encoding: .utf8) } catch {
-                    throw CLIError.invalid("cannot read the certificate \(certificate): \(error)")
+                let pem = try readTextFile(certificate, limit: 64 * 1024, what: "certificate file")
+                // The key is parsed at the first JWT assertion; refuse a file that cannot hold one now, not then.
+                guard pem.contains("-----BEGIN CERTIFICATE-----") || pem.contains("-----BEGIN PUBLIC KEY-----") || pem.contains("-----BEGIN RSA PUBLIC KEY-----")
+                else {
+                    throw CLIError.invalid("the certificate file \(certificate) holds no PEM certificate or public key (-----BEGIN CERTIFICATE----- or -----BEGIN PUBLIC KEY-----)")
                 }
+                options.certificatePublicKeyPEM = pem
             }
             switch capture {
             case "trigger": options.capture = .trigger(url: triggerURL ?? "")
@@ -95,10 +117,16 @@ extension SimulateCommand {
                     FileHandle.standardOutput.write(Data(text.utf8))
                 }, stop: { await simulator.stop() })
             } catch {
-                throw CLIError(message: "cannot listen on 127.0.0.1:\(port): \(error)", code: 4)
+                throw CLIError(message: "cannot listen on 127.0.0.1:\(port): \(bindFailure(error))", code: 4)
             }
         }
     }
+}
+
+/// Why a server could not listen, in a few words.
+func bindFailure(_ error: any Error) -> String {
+    let text = "\(error)"
+    return text.contains("ddress already in use") ? "the address is already in use" : text.oneLine
 }
 
 /// Runs `body`, then waits for SIGINT or SIGTERM, then runs `stop`: a simulator's lifetime on the command line.

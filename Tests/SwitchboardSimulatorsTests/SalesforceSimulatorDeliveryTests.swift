@@ -125,6 +125,15 @@ struct SalesforceSimulatorTriggerTests {
         await receiver.stop()
     }
 
+    /// Waits until the simulator has recorded `count` posts with their answers (a fixed pause failed on a busy machine).
+    static func recorded(_ count: Int, _ simulator: SalesforceSimulator) async throws {
+        for _ in 0..<200 where !(simulator.triggerPosts.count >= count && simulator.triggerPosts.allSatisfy { $0.status != nil }) {
+            try await Task.sleep(for: .milliseconds(25))
+        }
+        // Posts that should not come must have had time not to come.
+        try await Task.sleep(for: .milliseconds(100))
+    }
+
     @Test("429 and 5xx are retried (3 attempts in all); other 4xx are not")
     func retries() async throws {
         let receiver = try await TriggerReceiver.start()
@@ -136,7 +145,7 @@ struct SalesforceSimulatorTriggerTests {
                 receiver.script.withLock { $0 = [503, 429, 503] }
                 try simulator.create("Case", ["Subject": "retried"])
                 _ = await receiver.waitFor(3)
-                try await Task.sleep(for: .milliseconds(150))
+                try await Self.recorded(3, simulator)
                 #expect(simulator.triggerPosts.map(\.status) == [503, 429, 503])
                 #expect(simulator.triggerPosts.map(\.attempt) == [1, 2, 3])
                 receiver.script.withLock { $0 = [500, 200] }
@@ -145,7 +154,7 @@ struct SalesforceSimulatorTriggerTests {
                 receiver.script.withLock { $0 = [401] }
                 try simulator.create("Case", ["Subject": "bad signature"])
                 _ = await receiver.waitFor(6)
-                try await Task.sleep(for: .milliseconds(150))
+                try await Self.recorded(6, simulator)
                 #expect(simulator.triggerPosts.map(\.status) == [503, 429, 503, 500, 200, 401])
             }
         } catch {

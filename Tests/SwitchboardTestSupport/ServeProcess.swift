@@ -113,7 +113,13 @@ public func runSwitchboard(_ arguments: [String], environment: [String: String] 
     try process.run()
     let deadline = Date().addingTimeInterval(timeout)
     while process.isRunning && Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
-    if process.isRunning { process.terminate() }
+    if process.isRunning {
+        // A command that ignores SIGTERM must not hang the whole test run.
+        process.terminate()
+        let grace = Date().addingTimeInterval(5)
+        while process.isRunning && Date() < grace { try await Task.sleep(for: .milliseconds(20)) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
     process.waitUntilExit()
     return (process.terminationStatus, (try? String(contentsOfFile: file, encoding: .utf8)) ?? "")
 }

@@ -108,7 +108,8 @@ struct LinksCommand: AsyncParsableCommand {
         subcommands: [List.self, Add.self, Remove.self], defaultSubcommand: List.self)
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List links, newest first.")
+        static let configuration = CommandConfiguration(
+            abstract: "List links, newest first.", discussion: "Exit codes: 0 listed, 3 database unreachable, 64 wrong usage.")
         @OptionGroup var options: ConfigOptions
         @Option(help: "Only this incident's.") var incident: String?
         @Option(help: "Only this record's (15 or 18 characters).") var record: String?

@@ -84,7 +84,8 @@ struct DeadLettersCommand: AsyncParsableCommand {
         subcommands: [List.self, Retry.self, Drop.self], defaultSubcommand: List.self)
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List dead letters, newest first.")
+        static let configuration = CommandConfiguration(
+            abstract: "List dead letters, newest first.", discussion: "Exit codes: 0 listed, 3 database unreachable.")
         @OptionGroup var options: ConfigOptions
         @Flag(help: "Print JSON.") var json = false
 
@@ -174,7 +175,8 @@ struct EventsCommand: AsyncParsableCommand {
         defaultSubcommand: List.self)
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Received events, newest first.")
+        static let configuration = CommandConfiguration(
+            abstract: "Received events, newest first.", discussion: "Exit codes: 0 listed, 3 database unreachable, 64 wrong usage.")
         @OptionGroup var options: ConfigOptions
         @Option(help: "pagerduty or salesforce.") var source: String?
         @Option(help: "pending, processed, echo, ignored or failed.") var status: String?

@@ -13,7 +13,7 @@ struct RulesCommand: AsyncParsableCommand {
     struct Validate: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Check a rules file (YAML or JSON) and report every problem with its location.",
-            discussion: "Exits 0 when the file is valid, 1 when it has problems (each listed on its own line), 2 when it cannot be read, 64 on wrong usage."
+            discussion: "Exit codes: 0 the file is valid, 1 it has problems (each listed on its own line), 2 it cannot be read, 64 wrong usage."
         )
 
         @Argument(help: "The rules file (.yaml, .yml or .json).")
@@ -121,7 +121,7 @@ struct RulesCommand: AsyncParsableCommand {
     }
 
     struct Schema: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Print the JSON Schema of the rules file.")
+        static let configuration = CommandConfiguration(abstract: "Print the JSON Schema of the rules file.", discussion: "Exit codes: 0 printed.")
 
         func run() async throws {
             print(RulesSchema.json)
@@ -178,7 +178,8 @@ struct RulesCommand: AsyncParsableCommand {
     }
 
     struct History: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List the stored rules versions, newest first.")
+        static let configuration = CommandConfiguration(
+            abstract: "List the stored rules versions, newest first.", discussion: "Exit codes: 0 listed, 3 database unreachable.")
         @OptionGroup var options: ConfigOptions
         @Flag(help: "Print JSON.") var json = false
 

@@ -17,7 +17,8 @@ struct SettingsCommand: AsyncParsableCommand {
         subcommands: [List.self, Set.self], defaultSubcommand: List.self)
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Every setting with its current value (defaults included).")
+        static let configuration = CommandConfiguration(
+            abstract: "Every setting with its current value (defaults included).", discussion: "Exit codes: 0 listed, 3 database unreachable.")
         @OptionGroup var options: ConfigOptions
         @Flag(help: "Print a JSON object of key to value.") var json = false
 
@@ -40,7 +41,8 @@ struct SettingsCommand: AsyncParsableCommand {
 
     struct Set: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Change one setting, e.g. `settings set engine.enabled false` or `settings set log.level debug`.")
+            abstract: "Change one setting, e.g. `settings set engine.enabled false` or `settings set log.level debug`.",
+            discussion: "Exit codes: 0 changed, 1 an unknown key or a bad value, 3 database unreachable, 64 wrong usage.")
         @OptionGroup var options: ConfigOptions
         @Argument(help: "The key.") var key: String
         @Argument(help: "The new value.") var value: String

@@ -153,6 +153,31 @@ struct CLIBadInputTests {
             """
     }
 
+    /// Every command, with whether its output is data (and so takes `--json`).
+    static let commands: [(path: [String], json: Bool)] = [
+        (["serve"], false), (["migrate"], false), (["status"], true), (["settings", "list"], true), (["settings", "set"], false),
+        (["rules", "validate"], true), (["rules", "test"], true), (["rules", "schema"], false), (["rules", "import"], false),
+        (["rules", "export"], false), (["rules", "list"], true), (["rules", "enable"], false), (["rules", "disable"], false),
+        (["rules", "history"], true), (["rules", "diff"], false), (["rules", "restore"], false), (["links", "list"], true),
+        (["links", "add"], false), (["links", "remove"], false), (["events", "list"], true), (["events", "show"], false),
+        (["events", "replay"], true), (["deadletters", "list"], true), (["deadletters", "retry"], false), (["deadletters", "drop"], false),
+        (["logs"], true), (["demo"], false), (["pagerduty", "connect"], false), (["pagerduty", "status"], true), (["pagerduty", "disconnect"], false),
+        (["salesforce", "connect"], false), (["salesforce", "status"], true), (["salesforce", "disconnect"], false),
+        (["simulate", "pagerduty"], false), (["simulate", "salesforce"], false),
+    ]
+
+    @Test("--help on every command: usage, its exit codes, and --json where the output is data")
+    func helpEverywhere() async throws {
+        for command in Self.commands {
+            let r = try await Self.run(command.path + ["--help"], environment: [:])
+            let name = command.path.joined(separator: " ")
+            #expect(r.status == 0, "\(name) --help exited \(r.status)")
+            #expect(r.output.contains("USAGE: switchboard \(name)"), "\(name): \(r.output.prefix(200))")
+            #expect(r.output.contains("Exit codes:"), "\(name) --help documents no exit codes")
+            if command.json { #expect(r.output.contains("--json"), "\(name) prints data but has no --json") }
+        }
+    }
+
     @Test("Usage errors anywhere: unknown commands and flags, missing arguments, values of the wrong type (exit 64)")
     func usage() async throws {
         let f = try await Fixture()

@@ -254,8 +254,7 @@ struct SeedScenarioTests {
     @Test("Logger: levels apply when writing; retention deletes what is older", arguments: Backend.allCases)
     func logger(_ backend: Backend) async throws {
         try await Stack.run(backend, rules: pagingRules(conditions: "[{ field: Priority, operator: equals, value: High }]"), settings: [("log.level", "error")]) { s in
-            // Error level: a delivery and a decision are not logged; a failure is.
-            try await Task.sleep(for: .milliseconds(2500))  // the server re-reads the logger settings every 2 s
+            // Error level (set before the server started): a delivery and a decision are not logged; a failure is.
             _ = try await s.create("Case", ["Subject": "quiet", "Priority": "High"])
             try await s.eventually("the incident") { try await s.incidents().count == 1 }
             try await s.settle()
@@ -267,10 +266,14 @@ struct SeedScenarioTests {
 
             // Debug: even a case no rule matches is logged, with the reason.
             try await s.cli("settings", "set", "log.level", "debug")
-            try await Task.sleep(for: .milliseconds(2500))  // the server re-reads the logger settings every 2 s
-            let low = try await s.create("Case", ["Subject": "debug me", "Priority": "Low"])
+            // The server re-reads the logger settings every 2 s: cases created until then may go unlogged.
+            var low = ""
             try await s.eventually("the debug entry") {
-                try await s.logs("--record", low).contains { $0["level"]?.stringValue == "debug" && $0["message"]?.stringValue?.contains("no rule matched") == true }
+                low = try await s.create("Case", ["Subject": "debug me", "Priority": "Low"])
+                try await Task.sleep(for: .milliseconds(500))
+                return try await s.logs("--record", low).contains {
+                    $0["level"]?.stringValue == "debug" && $0["message"]?.stringValue?.contains("no rule matched") == true
+                }
             }
             let before = Set(try await s.logs().compactMap { $0["id"] })
 
@@ -302,11 +305,13 @@ struct SeedScenarioTests {
 
             try await s.cli("salesforce", "disconnect", "--org-id", s.salesforceOptions.orgId)
             #expect((try await s.cliJSON("status"))["salesforce"]?.arrayValue?.isEmpty == true)
-            // The org's posts are refused from now on (a running server reads the connections again before it refuses).
-            _ = try await s.create("Case", ["Subject": "refused", "Priority": "Low"])
-            try await s.settle()
-            let posts = try JSONParser.parseValue(try #require(await HTTP.get(s.salesforceURL + "/_simulator/trigger-posts")).body).arrayValue ?? []
-            #expect(posts.last?["status"] == .number(401), "\(posts.last ?? .null)")
+            // The org's posts are refused once the running server has read the connections again (every 5 s).
+            try await s.eventually("the org's posts refused", seconds: 15) {
+                _ = try await s.create("Case", ["Subject": "refused", "Priority": "Low"])
+                try await s.settle()
+                let posts = try JSONParser.parseValue(try #require(await HTTP.get(s.salesforceURL + "/_simulator/trigger-posts")).body).arrayValue ?? []
+                return posts.last?["status"] == .number(401)
+            }
             #expect(!(try await s.logs("--level", "error", "--search", "is not connected")).isEmpty)
         }
     }

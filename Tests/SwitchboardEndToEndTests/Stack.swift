@@ -42,8 +42,8 @@ final class Stack: @unchecked Sendable {
         self.serve = serve
     }
 
-    /// Starts the simulators and `switchboard serve`, connects PagerDuty (and the Salesforce org unless
-    /// `connectSalesforce` is false), imports `rules` and applies `settings`, all with the command line; runs `body`;
+    /// Applies `settings`, starts the simulators and `switchboard serve`, connects PagerDuty (and the Salesforce org
+    /// unless `connectSalesforce` is false) and imports `rules`, all with the command line; runs `body`;
     /// stops everything. On PostgreSQL without a server configured, the test is cancelled with a loud reason.
     static func run(
         _ backend: Backend, rules: String? = nil, settings: [(String, String)] = [], connectSalesforce: Bool = true,
@@ -76,6 +76,11 @@ final class Stack: @unchecked Sendable {
                 "SWITCHBOARD_PIPELINE_POLL_MILLISECONDS": "50", "SWITCHBOARD_PIPELINE_BACKOFF_BASE_SECONDS": "0.2",
                 "SWITCHBOARD_PIPELINE_BACKOFF_CAP_SECONDS": "1", "SWITCHBOARD_PIPELINE_MAX_ATTEMPTS": "3",
             ]
+            // Settings go in before the server starts, so that it starts with them (it re-reads them every few seconds).
+            for (key, value) in settings {
+                let set = try await runSwitchboard(["settings", "set", key, value], environment: environment)
+                try #require(set.status == 0, "settings set \(key) \(value): \(set.output)")
+            }
             let serve = try await ServeProcess.start(arguments: [], environment: environment, outputFile: dir.file("serve.log"))
             let stack = Stack(
                 backend: backend, dir: dir, pagerDutyURL: pagerDuty.baseURL, salesforceURL: salesforce.baseURL, salesforceOptions: sfOptions,
@@ -84,7 +89,6 @@ final class Stack: @unchecked Sendable {
                 try await stack.connectPagerDuty()
                 if connectSalesforce { try await stack.connectSalesforce() }
                 if let rules { try await stack.importRules(rules) }
-                for (key, value) in settings { try await stack.cli("settings", "set", key, value) }
                 try await body(stack)
                 let violations = try await stack.pagerDutyState()["violations"]?.arrayValue ?? []
                 #expect(violations.isEmpty, "requests PagerDuty's official document does not allow: \(violations)")

@@ -348,10 +348,7 @@ public final class EventProcessor: Service {
                 let action = PlannedAction(
                     action: .syncNote, ruleset: "object mappings", rule: "sync PagerDuty notes", target: .record(object: link.object, id: link.recordId),
                     sourceObject: "incident", sourceId: incident, parameters: parameters)
-                jobs.append(
-                    NewOutboundJob(
-                        idempotencyKey: "event-\(event.id)-note-\(link.recordId)", eventId: event.id, partitionKey: event.partitionKey, action: "syncNote",
-                        ruleset: action.ruleset, rule: action.rule, payload: JobPayload.encode(action, orgId: link.orgId), receivedAt: event.receivedAt))
+                enqueue(action, key: "event-\(event.id)-note-\(link.recordId)", event: event, orgId: link.orgId)
                 count += 1
             }
             return count
@@ -369,13 +366,18 @@ public final class EventProcessor: Service {
                 let action = PlannedAction(
                     action: .addNote, ruleset: "object mappings", rule: "sync case comments", target: .incident(incident), sourceObject: c.object,
                     sourceId: c.recordId, parameters: ["content": .string(content)])
-                jobs.append(
-                    NewOutboundJob(
-                        idempotencyKey: "event-\(event.id)-comment-\(incident)", eventId: event.id, partitionKey: event.partitionKey, action: "addNote",
-                        ruleset: action.ruleset, rule: action.rule, payload: JobPayload.encode(action, orgId: c.orgId), receivedAt: event.receivedAt))
+                enqueue(action, key: "event-\(event.id)-comment-\(incident)", event: event, orgId: c.orgId)
                 count += 1
             }
             return count
+        }
+
+        /// An object mapping's job, in the event's partition.
+        private mutating func enqueue(_ action: PlannedAction, key: String, event: InboundEvent, orgId: String?) {
+            jobs.append(
+                NewOutboundJob(
+                    idempotencyKey: key, eventId: event.id, partitionKey: event.partitionKey, action: action.action.rawValue, ruleset: action.ruleset,
+                    rule: action.rule, payload: JobPayload.encode(action, orgId: orgId), receivedAt: event.receivedAt))
         }
 
         /// What own write this event echoes, if it does; consumes the matching stamps.

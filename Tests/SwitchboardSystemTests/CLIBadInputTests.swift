@@ -38,28 +38,11 @@ struct CLIBadInputTests {
     /// Longer than any case may take: a run still going then hung, and is killed.
     static let timeout: TimeInterval = 40
 
-    /// Runs the command line as `runSwitchboard` does, but kills it (SIGKILL) at the deadline, so that a command
-    /// that hangs, or ignores SIGTERM, fails its case instead of stalling the suite.
+    /// Runs the command line, timing it; a run still going at the deadline hung, and is killed.
     static func run(_ arguments: [String], environment: [String: String]) async throws -> (status: Int32, output: String, seconds: TimeInterval) {
-        let file = FileManager.default.temporaryDirectory.appendingPathComponent("sb-bad-input-\(UUID().uuidString)").path
-        _ = FileManager.default.createFile(atPath: file, contents: nil)
-        defer { try? FileManager.default.removeItem(atPath: file) }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: ServeProcess.binary)
-        process.arguments = arguments
-        var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("SWITCHBOARD_") }
-        for (k, v) in environment { env[k] = v }
-        process.environment = env
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: file))
-        defer { try? handle.close() }
-        process.standardOutput = handle
-        process.standardError = handle
         let start = Date()
-        try process.run()
-        while process.isRunning && Date().timeIntervalSince(start) < timeout { try await Task.sleep(for: .milliseconds(20)) }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
-        return (process.terminationStatus, (try? String(contentsOfFile: file, encoding: .utf8)) ?? "", Date().timeIntervalSince(start))
+        let result = try await runSwitchboard(arguments, environment: environment, timeout: timeout)
+        return (result.status, result.output, Date().timeIntervalSince(start))
     }
 
     /// Runs each case (a few at a time) and checks the code, the one-line message and the time taken.

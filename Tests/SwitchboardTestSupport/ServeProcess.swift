@@ -131,18 +131,7 @@ import NIOCore
 public enum HTTP {
     /// POSTs JSON; returns the status, or nil when the server could not be reached.
     public static func post(_ url: String, _ body: String, headers: [String: String] = [:], timeout: TimeAmount = .seconds(10)) async -> (status: Int, body: String)? {
-        var request = HTTPClientRequest(url: url)
-        request.method = .POST
-        request.headers.add(name: "Content-Type", value: "application/json")
-        for (k, v) in headers { request.headers.add(name: k, value: v) }
-        request.body = .bytes(ByteBuffer(string: body))
-        do {
-            let response = try await HTTPClient.shared.execute(request, timeout: timeout)
-            let bytes = try await response.body.collect(upTo: 1 << 24)
-            return (Int(response.status.code), String(buffer: bytes))
-        } catch {
-            return nil
-        }
+        await send("POST", url, json: body, headers: headers, timeout: timeout)
     }
 
     /// Any method, with an optional JSON body; nil when the server could not be reached.

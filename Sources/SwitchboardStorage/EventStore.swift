@@ -73,6 +73,11 @@ public enum EventStore {
     /// partition is offered and rows other processes hold are skipped, so several processes share the work
     /// without breaking per-partition order; call within the transaction that processes them.
     public static func claim(limit: Int, dialect: DatabaseDialect, on db: any SQLDatabase) async throws -> [InboundEvent] {
+        try await db.raw(claimQuery(limit: limit, dialect: dialect)).all().map(InboundEvent.init(row:))
+    }
+
+    /// The statement `claim` runs (its plan is checked by the tests: it must not sort the whole backlog).
+    public static func claimQuery(limit: Int, dialect: DatabaseDialect) -> SQLQueryString {
         let query: SQLQueryString
         switch dialect {
         case .sqlite:
@@ -84,7 +89,7 @@ public enum EventStore {
                 ORDER BY e.id LIMIT \(bind: limit) FOR UPDATE SKIP LOCKED
                 """
         }
-        return try await db.raw(query).all().map(InboundEvent.init(row:))
+        return query
     }
 
     public static func markProcessed(id: Int64, status: String, outcome: String?, now: Int64, on db: any SQLDatabase) async throws {

@@ -118,7 +118,34 @@ public enum JobStore {
     public static func claim(
         worker: String, limit: Int, now: Int64, leaseUntil: Int64, dialect: DatabaseDialect, on db: any SQLDatabase
     ) async throws -> [OutboundJob] {
-        let lock: SQLQueryString = dialect == .postgresql ? " FOR UPDATE SKIP LOCKED" : ""
+        try await db.raw(claimQuery(worker: worker, limit: limit, now: now, leaseUntil: leaseUntil, dialect: dialect)).all()
+            .map(OutboundJob.init(row:)).sorted { $0.id < $1.id }
+    }
+
+    /// The statement `claim` runs (its plan is checked by the tests: it must not sort the whole backlog).
+    public static func claimQuery(worker: String, limit: Int, now: Int64, leaseUntil: Int64, dialect: DatabaseDialect) -> SQLQueryString {
+        if dialect == .sqlite {
+            // The same claim as below, written so that each branch walks its index in id order instead of sorting
+            // every pending job (pending jobs first; running ones whose lease expired are rare).
+            let query: SQLQueryString = """
+                UPDATE outbound_jobs SET status = 'running', locked_by = \(bind: worker), locked_until = \(bind: leaseUntil),
+                  attempts = attempts + 1, updated_at = \(bind: now)
+                WHERE id IN (
+                  SELECT id FROM (SELECT j.id FROM outbound_jobs j WHERE j.status = 'pending' AND j.run_after <= \(bind: now)
+                    AND NOT EXISTS (SELECT 1 FROM outbound_jobs p WHERE p.partition_key = j.partition_key AND p.id < j.id
+                                    AND p.status IN ('pending', 'running'))
+                    ORDER BY j.id LIMIT \(bind: limit))
+                  UNION ALL
+                  SELECT id FROM (SELECT j.id FROM outbound_jobs j WHERE j.status = 'running' AND j.locked_until < \(bind: now)
+                    AND NOT EXISTS (SELECT 1 FROM outbound_jobs p WHERE p.partition_key = j.partition_key AND p.id < j.id
+                                    AND p.status IN ('pending', 'running'))
+                    ORDER BY j.id LIMIT \(bind: limit))
+                  ORDER BY id LIMIT \(bind: limit)
+                ) RETURNING *
+                """
+            return query
+        }
+        let lock: SQLQueryString = " FOR UPDATE SKIP LOCKED"
         var query: SQLQueryString = """
             UPDATE outbound_jobs SET status = 'running', locked_by = \(bind: worker), locked_until = \(bind: leaseUntil),
               attempts = attempts + 1, updated_at = \(bind: now)
@@ -131,7 +158,7 @@ public enum JobStore {
             """
         query += lock
         query += ") RETURNING *"
-        return try await db.raw(query).all().map(OutboundJob.init(row:)).sorted { $0.id < $1.id }
+        return query
     }
 
     /// Marks a job done, if `worker` still holds it. Returns false when the lease was lost.

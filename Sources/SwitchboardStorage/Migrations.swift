@@ -73,6 +73,11 @@ public enum Migrations {
         Migration(version: 2, name: "event arrival time on jobs, for the event-to-action latency") { _ in
             ["ALTER TABLE outbound_jobs ADD COLUMN received_at BIGINT"]
         },
+        // Claims take the oldest pending rows in id order. Without these, each claim sorted every pending row: with
+        // a backlog, processing slowed as the backlog grew.
+        Migration(version: 3, name: "pending events and jobs in id order") { _ in
+            ["CREATE INDEX inbound_pending ON inbound_events (status, id)", "CREATE INDEX outbound_by_status_id ON outbound_jobs (status, id)"]
+        },
     ]
 
     /// Applies the steps not applied yet. Safe to run from several processes at once: on PostgreSQL an

@@ -248,3 +248,29 @@ struct PostgreSQLStorageTests {
         }
     }
 }
+
+@Suite("Storage: claims stay cheap with a backlog")
+struct ClaimPlanTests {
+    @Test("On SQLite, claiming events and jobs walks an index in id order; it never sorts every pending row")
+    func claimsDoNotSortTheBacklog() async throws {
+        try await withTestDatabase(.sqlite) { (db: any Database, _: String) async throws -> Void in
+            let claims: [(String, SQLQueryString)] = [
+                ("events", EventStore.claimQuery(limit: 100, dialect: .sqlite)),
+                ("jobs", JobStore.claimQuery(worker: "w", limit: 64, now: 0, leaseUntil: 1, dialect: .sqlite)),
+            ]
+            for (name, claim) in claims {
+                var explain: SQLQueryString = "EXPLAIN QUERY PLAN "
+                explain += claim
+                let statement = explain
+                let plan = try await db.read { try await $0.raw(statement).all() }.compactMap { try? $0.decode(column: "detail", as: String.self) }
+                #expect(!plan.isEmpty)
+                // Each scan of the claimed table walks the (status, id) index, so the oldest rows come first and the scan
+                // stops at the limit; the plan before sorted every pending row in a temporary B-tree on every claim.
+                let scans = plan.filter { $0.hasPrefix("SEARCH inbound_events") || $0.hasPrefix("SEARCH e ") || $0.hasPrefix("SEARCH j ") }
+                #expect(!scans.isEmpty, "\(name): \(plan)")
+                #expect(scans.allSatisfy { $0.contains("inbound_pending") || $0.contains("outbound_by_status_id") }, "\(name): \(plan)")
+                if name == "events" { #expect(!plan.contains { $0.contains("TEMP B-TREE") }, "\(plan)") }
+            }
+        }
+    }
+}

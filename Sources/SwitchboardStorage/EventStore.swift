@@ -81,7 +81,7 @@ public enum EventStore {
         let query: SQLQueryString
         switch dialect {
         case .sqlite:
-            query = "SELECT * FROM inbound_events WHERE status = 'pending' ORDER BY id LIMIT \(bind: limit)"
+            query = "SELECT * FROM inbound_events INDEXED BY inbound_pending WHERE status = 'pending' ORDER BY id LIMIT \(bind: limit)"
         case .postgresql:
             query = """
                 SELECT * FROM inbound_events e WHERE e.status = 'pending'

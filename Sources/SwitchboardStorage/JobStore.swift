@@ -125,18 +125,19 @@ public enum JobStore {
     /// The statement `claim` runs (its plan is checked by the tests: it must not sort the whole backlog).
     public static func claimQuery(worker: String, limit: Int, now: Int64, leaseUntil: Int64, dialect: DatabaseDialect) -> SQLQueryString {
         if dialect == .sqlite {
-            // The same claim as below, written so that each branch walks its index in id order instead of sorting
-            // every pending job (pending jobs first; running ones whose lease expired are rare).
+            // The same claim as below, written so that each branch walks the (status, id) index in id order instead of
+            // sorting every pending job (pending jobs first; running ones whose lease expired are rare). The index is
+            // named: without statistics the planner may pick the due-time index and sort the backlog again.
             let query: SQLQueryString = """
                 UPDATE outbound_jobs SET status = 'running', locked_by = \(bind: worker), locked_until = \(bind: leaseUntil),
                   attempts = attempts + 1, updated_at = \(bind: now)
                 WHERE id IN (
-                  SELECT id FROM (SELECT j.id FROM outbound_jobs j WHERE j.status = 'pending' AND j.run_after <= \(bind: now)
+                  SELECT id FROM (SELECT j.id FROM outbound_jobs j INDEXED BY outbound_by_status_id WHERE j.status = 'pending' AND j.run_after <= \(bind: now)
                     AND NOT EXISTS (SELECT 1 FROM outbound_jobs p WHERE p.partition_key = j.partition_key AND p.id < j.id
                                     AND p.status IN ('pending', 'running'))
                     ORDER BY j.id LIMIT \(bind: limit))
                   UNION ALL
-                  SELECT id FROM (SELECT j.id FROM outbound_jobs j WHERE j.status = 'running' AND j.locked_until < \(bind: now)
+                  SELECT id FROM (SELECT j.id FROM outbound_jobs j INDEXED BY outbound_by_status_id WHERE j.status = 'running' AND j.locked_until < \(bind: now)
                     AND NOT EXISTS (SELECT 1 FROM outbound_jobs p WHERE p.partition_key = j.partition_key AND p.id < j.id
                                     AND p.status IN ('pending', 'running'))
                     ORDER BY j.id LIMIT \(bind: limit))

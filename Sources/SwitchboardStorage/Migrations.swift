@@ -78,6 +78,10 @@ public enum Migrations {
         Migration(version: 3, name: "pending events and jobs in id order") { _ in
             ["CREATE INDEX inbound_pending ON inbound_events (status, id)", "CREATE INDEX outbound_by_status_id ON outbound_jobs (status, id)"]
         },
+        // When the next retry is due, without reading every pending job.
+        Migration(version: 4, name: "pending jobs by due time") { _ in
+            ["CREATE INDEX outbound_due ON outbound_jobs (status, run_after)"]
+        },
     ]
 
     /// Applies the steps not applied yet. Safe to run from several processes at once: on PostgreSQL an

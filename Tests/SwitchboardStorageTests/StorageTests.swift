@@ -273,4 +273,26 @@ struct ClaimPlanTests {
             }
         }
     }
+
+    @Test("Looking up the links of a batch uses the indexes; it never scans every link")
+    func linkLookupsUseIndexes() async throws {
+        try await withTestDatabase(.sqlite) { (db: any Database, _: String) async throws -> Void in
+            for (records, incidents) in [(["500000000000001"], ["PINC1"]), (["500000000000001"], []), ([], ["PINC1", "PINC2"])] {
+                var explain: SQLQueryString = "EXPLAIN QUERY PLAN "
+                explain += try #require(LinkStore.findAnyQuery(recordIds: records, incidentIds: incidents))
+                let statement = explain
+                let plan = try await db.read { try await $0.raw(statement).all() }.compactMap { try? $0.decode(column: "detail", as: String.self) }
+                #expect(!plan.isEmpty)
+                #expect(!plan.contains { $0.hasPrefix("SCAN links") }, "\(plan)")
+            }
+            // And it finds what it should: both sides, each link once.
+            try await db.transaction { db in
+                try await LinkStore.addMany(
+                    [Link(incidentId: "PINC1", object: "Case", recordId: "500000000000001AAA"), Link(incidentId: "PINC2", object: "Case", recordId: "500000000000002AAA")],
+                    by: "test", now: 0, on: db)
+            }
+            let found = try await db.read { try await LinkStore.findAny(recordIds: ["500000000000001AAA"], incidentIds: ["PINC1", "PINC2"], on: $0) }
+            #expect(found.map(\.link.incidentId).sorted() == ["PINC1", "PINC2"])
+        }
+    }
 }

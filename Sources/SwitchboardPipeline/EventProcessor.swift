@@ -148,7 +148,7 @@ public final class EventProcessor: Service {
         var linksByIncident: [String: [Link]] = [:]
         var stamps: [String: [OriginStamp]] = [:]
         var consumedStamps: [Int64] = []
-        /// Copies of notes planned in this batch, stamped now: their echoes may arrive before the jobs are recorded.
+        /// Origin stamps of the actions planned in this batch, written with them: echoes may arrive before the jobs are recorded.
         var plannedStamps: [(target: String, fingerprint: String, ttl: Int64)] = []
         var hops: [String: HopCounter]
         var changedHops = Set<String>()
@@ -308,15 +308,7 @@ public final class EventProcessor: Service {
                 }
                 // A record created from an incident goes to the org the rule names.
                 if actionOrg == nil, action.action == .createRecord, let org = action.parameters["org"]?.stringValue { actionOrg = org }
-                jobs.append(
-                    NewOutboundJob(
-                        idempotencyKey: "event-\(event.id)-action-\(index)", eventId: event.id, partitionKey: event.partitionKey,
-                        action: action.action.rawValue, ruleset: action.ruleset, rule: action.rule,
-                        payload: JobPayload.encode(action, orgId: actionOrg), receivedAt: event.receivedAt))
-                for (target, fingerprint) in EchoGuard.planned(for: action) {
-                    plannedStamps.append(
-                        (target, fingerprint, fingerprint == EchoGuard.recentWrite ? settings.hopWindowMilliseconds : settings.stampTTLMilliseconds))
-                }
+                enqueue(action, key: "event-\(event.id)-action-\(index)", event: event, orgId: actionOrg)
             }
             planned += planNoteSync(ruleEvent, links: links, event: event)
             planned += planCommentSync(ruleEvent, event: event)
@@ -339,10 +331,6 @@ public final class EventProcessor: Service {
                 guard notesToFeed || comment else { continue }
                 var parameters: JSONObject = ["content": .string(content), "feed": .bool(notesToFeed), "comment": .bool(comment)]
                 parameters["author"] = e.agent.map { .string($0.summary ?? $0.id) } ?? .null
-                if comment {
-                    plannedStamps.append(
-                        (EchoGuard.target(record: link.recordId), EchoGuard.noteFingerprint(content), processor.settings.stampTTLMilliseconds))
-                }
                 parameters["noteId"] = e.data["id"] ?? .null
                 if e.trimmed { parameters["trimmed"] = .bool(true) }
                 let action = PlannedAction(
@@ -362,7 +350,6 @@ public final class EventProcessor: Service {
             let linked = linksByRecord.filter { SalesforceId.same($0.key, parent) }.flatMap(\.value)
             var count = 0
             for incident in Set(linked.map(\.incidentId)).sorted() {
-                plannedStamps.append((EchoGuard.target(incident: incident), EchoGuard.noteFingerprint(content), processor.settings.stampTTLMilliseconds))
                 let action = PlannedAction(
                     action: .addNote, ruleset: "object mappings", rule: "sync case comments", target: .incident(incident), sourceObject: c.object,
                     sourceId: c.recordId, parameters: ["content": .string(content)])
@@ -372,12 +359,17 @@ public final class EventProcessor: Service {
             return count
         }
 
-        /// An object mapping's job, in the event's partition.
+        /// Puts a planned action in the outbox, in the event's partition, with the origin stamps known already.
         private mutating func enqueue(_ action: PlannedAction, key: String, event: InboundEvent, orgId: String?) {
             jobs.append(
                 NewOutboundJob(
                     idempotencyKey: key, eventId: event.id, partitionKey: event.partitionKey, action: action.action.rawValue, ruleset: action.ruleset,
                     rule: action.rule, payload: JobPayload.encode(action, orgId: orgId), receivedAt: event.receivedAt))
+            let settings = processor.settings
+            for (target, fingerprint) in EchoGuard.planned(for: action) {
+                plannedStamps.append(
+                    (target, fingerprint, fingerprint == EchoGuard.recentWrite ? settings.hopWindowMilliseconds : settings.stampTTLMilliseconds))
+            }
         }
 
         /// What own write this event echoes, if it does; consumes the matching stamps.

@@ -51,55 +51,80 @@ enum EchoGuard {
     static func target(incident: String) -> String { "pd:" + incident }
     static func target(record: String) -> String { "sf:" + SalesforceId.normalized(record) }
 
-    /// The stamps an action on an incident or record that exists already will need, written when the action is
-    /// planned: its webhook or trigger post may come back before the job is recorded as done. Empty for actions
-    /// whose target is known only once they are done (creations, actions on an incident created earlier).
-    static func planned(for action: PlannedAction) -> [(String, String)] {
+    /// True when the action's target exists when it is planned (an incident or a record), so the processor writes
+    /// its `predictable` stamps then: its webhook or trigger post may come back before the job is recorded as done.
+    static func isStampedWhenPlanned(_ action: PlannedAction) -> Bool {
         switch action.target {
-        case .incident, .record:
-            let request = ActionRequest(
-                idempotencyKey: "", action: action.action, incidentId: action.incidentId, object: action.recordObject, recordId: action.recordId,
-                parameters: action.parameters)
-            return stamps(for: request, outcome: ActionOutcome())
-        case .createdIncident, .creation:
-            return []
+        case .incident, .record: true
+        case .createdIncident, .creation: false
         }
     }
 
-    /// What a successful action will cause to come back, as (target, fingerprint) pairs.
+    /// The stamps written when an action is planned (see `isStampedWhenPlanned`).
+    static func planned(for action: PlannedAction) -> [(String, String)] {
+        guard isStampedWhenPlanned(action) else { return [] }
+        return predictable(action.action, incidentId: action.incidentId, recordId: action.recordId, parameters: action.parameters)
+    }
+
+    /// The stamps written when an action is done: what it created, and what it caused if that was not stamped when
+    /// it was planned.
     static func stamps(for request: ActionRequest, outcome: ActionOutcome) -> [(String, String)] {
+        let known =
+            request.stampedWhenPlanned
+            ? [] : predictable(request.action, incidentId: request.incidentId, recordId: request.recordId, parameters: request.parameters)
+        return known + created(request, outcome: outcome)
+    }
+
+    /// What an action on an existing incident or record will cause to come back, as (target, fingerprint) pairs.
+    static func predictable(_ action: ActionKind, incidentId: String?, recordId: String?, parameters: JSONObject) -> [(String, String)] {
         var out: [(String, String)] = []
         func pd(_ names: String...) {
-            guard let incident = request.incidentId else { return }
+            guard let incident = incidentId else { return }
             out += names.map { (target(incident: incident), $0) }
             out.append((target(incident: incident), recentWrite))
         }
+        switch action {
+        case .createIncident, .createRecord: break
+        case .acknowledge: pd("incident.acknowledged")
+        case .resolve: pd("incident.resolved")
+        case .setPriority: pd("incident.priority_updated")
+        case .setUrgency: pd()
+        case .reassign:
+            if parameters["escalationPolicy"] != nil { pd("incident.delegated") } else { pd("incident.reassigned") }
+        case .addResponders: pd("incident.responder.added")
+        case .runIncidentWorkflow: pd("incident.workflow.started", "incident.workflow.completed")
+        case .runAutomationAction: pd("incident.action_invocation.created", "incident.action_invocation.updated", "incident.action_invocation.terminated")
+        case .setIncidentConference: pd("incident.conference_bridge.updated")
+        case .setIncidentDescription: pd("incident.annotated", "incident.custom_field_values.updated")
+        case .addNote:
+            // The note, known by its text: a person's note arriving meanwhile is not mistaken for it.
+            if let content = parameters["content"]?.stringValue { pd(noteFingerprint(content)) }
+        case .syncNote:
+            // The Case Comment, known by its text on the case it goes to.
+            if parameters["comment"] == .bool(true), let record = recordId, let content = parameters["content"]?.stringValue {
+                out.append((target(record: record), noteFingerprint(content)))
+            }
+        case .setField:
+            if let record = recordId, let field = parameters["field"]?.stringValue {
+                out.append((target(record: record), fieldFingerprint(field, parameters["value"]?.stringValue ?? "")))
+                out.append((target(record: record), recentWrite))
+            }
+        }
+        return out
+    }
+
+    /// What an action's creations will cause to come back; known once it is done.
+    static func created(_ request: ActionRequest, outcome: ActionOutcome) -> [(String, String)] {
+        var out: [(String, String)] = []
         switch request.action {
         case .createIncident:
             if let created = outcome.createdIncidentId {
                 out.append((target(incident: created), "incident.triggered"))
                 out.append((target(incident: created), recentWrite))
             }
-        case .acknowledge: pd("incident.acknowledged")
-        case .resolve: pd("incident.resolved")
-        case .setPriority: pd("incident.priority_updated")
-        case .setUrgency: pd()
-        case .reassign:
-            if request.parameters["escalationPolicy"] != nil { pd("incident.delegated") } else { pd("incident.reassigned") }
-        case .addResponders: pd("incident.responder.added")
-        case .runIncidentWorkflow: pd("incident.workflow.started", "incident.workflow.completed")
-        case .runAutomationAction: pd("incident.action_invocation.created", "incident.action_invocation.updated", "incident.action_invocation.terminated")
-        case .setIncidentConference: pd("incident.conference_bridge.updated")
-        case .setIncidentDescription: pd("incident.annotated", "incident.custom_field_values.updated")
-        case .addNote: pd("incident.annotated")
         case .syncNote:
             // The comment Switchboard posts must not come back as a new note.
             if let record = outcome.createdRecordId { out.append((target(record: record), "create")) }
-        case .setField:
-            if let record = request.recordId, let field = request.parameters["field"]?.stringValue {
-                out.append((target(record: record), fieldFingerprint(field, request.parameters["value"]?.stringValue ?? "")))
-                out.append((target(record: record), recentWrite))
-            }
         case .createRecord:
             if let record = outcome.createdRecordId {
                 out.append((target(record: record), "create"))
@@ -108,6 +133,7 @@ enum EchoGuard {
                     out.append((target(record: record), fieldFingerprint(field, value.stringValue ?? "")))
                 }
             }
+        default: break
         }
         return out
     }

@@ -155,7 +155,7 @@ public final class OutboxDispatcher: Service {
                 idempotencyKey: job.idempotencyKey, action: planned.action, ruleset: planned.ruleset, rule: planned.rule,
                 incidentId: planned.incidentId, object: planned.recordObject, recordId: planned.recordId, orgId: orgId,
                 parameters: planned.parameters)
-            request.stampedWhenPlanned = !EchoGuard.planned(for: planned).isEmpty
+            request.stampedWhenPlanned = EchoGuard.isStampedWhenPlanned(planned)
             switch planned.target {
             case .createdIncident(let object, let record):
                 guard let link = links.first(where: { SalesforceId.same($0.link.recordId, record) && $0.link.object.lowercased() == object.lowercased() })
@@ -199,7 +199,7 @@ public final class OutboxDispatcher: Service {
                     let object = request.parameters["object"]?.stringValue ?? request.object ?? "Case"
                     links.append(Link(incidentId: incident, object: object, recordId: record, orgId: request.orgId))
                 }
-                for (target, fingerprint) in request.stampedWhenPlanned ? [] : EchoGuard.stamps(for: request, outcome: outcome) {
+                for (target, fingerprint) in EchoGuard.stamps(for: request, outcome: outcome) {
                     stamps.append((target, fingerprint, fingerprint == EchoGuard.recentWrite ? settings.hopWindowMilliseconds : settings.stampTTLMilliseconds))
                 }
                 var text = "\(job.action) (job \(job.id)) done"

@@ -133,8 +133,16 @@ public final class SQLiteDatabase: Database {
         pool.start()
         return pool
     }()
+    static let writerExecutor = ThreadPoolExecutor(writerThread)
+    static let readerExecutor = ThreadPoolExecutor(readerThread)
 
     public func transaction<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+        // The whole transaction runs on the writer's thread: each statement is then queued behind the code that
+        // issued it instead of waking another thread, twice per statement, on a machine with every core busy.
+        try await withTaskExecutorPreference(SQLiteDatabase.writerExecutor) { try await self.inTransaction(body) }
+    }
+
+    private func inTransaction<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
         try await lock.withLock {
             let db = connection.sql()
             try await db.raw("BEGIN IMMEDIATE").run()
@@ -154,8 +162,10 @@ public final class SQLiteDatabase: Database {
     }
 
     public func read<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
-        guard let reader else { return try await lock.withLock { try await body(connection.sql()) } }
-        return try await readLock.withLock { try await body(reader.sql()) }
+        guard let reader else {
+            return try await withTaskExecutorPreference(SQLiteDatabase.writerExecutor) { try await self.lock.withLock { try await body(self.connection.sql()) } }
+        }
+        return try await withTaskExecutorPreference(SQLiteDatabase.readerExecutor) { try await self.readLock.withLock { try await body(reader.sql()) } }
     }
 
     public func ping() async throws {
@@ -279,6 +289,20 @@ public func withDatabase<T: Sendable>(
             await database.close()
             throw error
         }
+    }
+}
+
+/// Runs tasks on the thread of a one-thread NIO pool, the thread SQLite's statements run on: a task that issues a
+/// statement and waits for it then costs no thread switch.
+final class ThreadPoolExecutor: TaskExecutor {
+    private let pool: NIOThreadPool
+
+    init(_ pool: NIOThreadPool) { self.pool = pool }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        // A job must run even when the pool is shutting down: its task would otherwise never finish.
+        pool.submit { _ in job.runSynchronously(on: self.asUnownedTaskExecutor()) }
     }
 }
 

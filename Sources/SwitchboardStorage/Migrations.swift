@@ -82,6 +82,18 @@ public enum Migrations {
         Migration(version: 4, name: "pending jobs by due time") { _ in
             ["CREATE INDEX outbound_due ON outbound_jobs (status, run_after)"]
         },
+        // The (status, partition_key, id) indexes served only the per-partition order checks, which look at open rows.
+        // Every status change moved an entry from the small open part to a random place in the large closed part:
+        // processing a batch dirtied a page per event, which went to disk on every commit. Partial indexes hold the
+        // open rows only; the (status, id) indexes, where closed rows are appended in id order, stay for claims and counts.
+        Migration(version: 5, name: "per-partition order checks on open rows only") { _ in
+            [
+                "DROP INDEX inbound_by_status",
+                "CREATE INDEX inbound_pending_by_partition ON inbound_events (partition_key, id) WHERE status = 'pending'",
+                "DROP INDEX outbound_by_status",
+                "CREATE INDEX outbound_open_by_partition ON outbound_jobs (partition_key, id) WHERE status IN ('pending', 'running')",
+            ]
+        },
     ]
 
     /// Applies the steps not applied yet. Safe to run from several processes at once: on PostgreSQL an

@@ -270,6 +270,9 @@ struct ClaimPlanTests {
                 #expect(!scans.isEmpty, "\(name): \(plan)")
                 #expect(scans.allSatisfy { $0.contains("inbound_pending") || $0.contains("outbound_by_status_id") }, "\(name): \(plan)")
                 if name == "events" { #expect(!plan.contains { $0.contains("TEMP B-TREE") }, "\(plan)") }
+                // The per-partition order check reads the partial index of open jobs, which closed jobs leave: an index
+                // over every job's status and partition made each status change dirty a page at a random place.
+                if name == "jobs" { #expect(plan.contains { $0.hasPrefix("SEARCH p ") && $0.contains("outbound_open_by_partition") }, "\(plan)") }
             }
         }
     }

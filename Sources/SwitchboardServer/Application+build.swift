@@ -164,18 +164,18 @@ struct DatabaseService: Service {
     }
 }
 
-/// Publishes queue depths as gauges every few seconds.
+/// Publishes queue depths as gauges every few seconds: the open statuses only, which an index counts at once
+/// (processed events and done jobs are counted by `switchboard_events_processed_total` and
+/// `switchboard_actions_total`).
 struct QueueDepthReporter: Service {
     let switchboard: Switchboard
 
     func run() async throws {
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
-                if let (events, jobs) = try? await switchboard.database.read({ db in (try await EventStore.counts(on: db), try await JobStore.counts(on: db)) }) {
-                    for status in ["pending", "processed", "echo", "ignored", "failed"] {
-                        switchboard.metrics.queueDepth("events", status: status, events[status] ?? 0)
-                    }
-                    for status in ["pending", "running", "done", "dead"] { switchboard.metrics.queueDepth("jobs", status: status, jobs[status] ?? 0) }
+                if let (events, jobs) = try? await switchboard.database.read({ db in (try await EventStore.openCounts(on: db), try await JobStore.openCounts(on: db)) }) {
+                    for status in EventStore.openStatuses { switchboard.metrics.queueDepth("events", status: status, events[status] ?? 0) }
+                    for status in JobStore.openStatuses { switchboard.metrics.queueDepth("jobs", status: status, jobs[status] ?? 0) }
                 }
                 try? await Task.sleep(for: .seconds(5))
             }

@@ -71,11 +71,14 @@ public actor IntakeWriter {
         flushing = false
     }
 
+    /// An event's identity at its source: what deduplication compares.
+    private static func key(_ event: NewInboundEvent) -> String { event.source.rawValue + "\u{1F}" + event.externalId }
+
     private func commit(_ batch: [Pending]) async {
         // The same event twice in one group: the first one wins, the rest are duplicates.
         var seen = Set<String>()
         var deduplicated: [NewInboundEvent] = []
-        for event in batch.flatMap(\.events) where seen.insert(event.source.rawValue + "\u{1F}" + event.externalId).inserted {
+        for event in batch.flatMap(\.events) where seen.insert(Self.key(event)).inserted {
             deduplicated.append(event)
         }
         let unique = deduplicated
@@ -83,12 +86,13 @@ public actor IntakeWriter {
         let now = clock.millis
         do {
             let database = self.database
-            let ids = try await withDeadline(commitTimeout) {
+            // The id of each event stored now, by key; duplicates of stored events are absent.
+            let stored = try await withDeadline(commitTimeout) {
                 try await database.transaction { db in
                     let ids = try await EventStore.insert(unique, now: now, on: db)
-                    var inserted: [String: Int64] = [:]
+                    var stored: [String: Int64] = [:]
                     for (event, id) in zip(unique, ids) {
-                        if let id { inserted[event.source.rawValue + "\u{1F}" + event.externalId] = id }
+                        if let id { stored[Self.key(event)] = id }
                     }
                     var logs: [LogEntry] = []
                     for pending in pendingLogs {
@@ -96,25 +100,21 @@ public actor IntakeWriter {
                             logs += pending.logs
                             continue
                         }
-                        let id = inserted[event.source.rawValue + "\u{1F}" + event.externalId]
+                        let id = stored[Self.key(event)]
                         for var entry in pending.logs {
                             if let id { entry.eventId = entry.eventId ?? id } else { entry.payload = entry.payload ?? event.payload }
                             logs.append(entry)
                         }
                     }
                     try await LogStore.write(logs, on: db)
-                    return ids
+                    return stored
                 }
-            }
-            var byKey: [String: Int64] = [:]
-            for (event, id) in zip(unique, ids) {
-                if let id { byKey[event.source.rawValue + "\u{1F}" + event.externalId] = id }
             }
             var claimed = Set<String>()
             for pending in batch {
                 let outcomes = pending.events.map { event -> IntakeOutcome in
-                    let key = event.source.rawValue + "\u{1F}" + event.externalId
-                    guard let id = byKey[key], claimed.insert(key).inserted else { return .duplicate }
+                    let key = Self.key(event)
+                    guard let id = stored[key], claimed.insert(key).inserted else { return .duplicate }
                     return .accepted(id: id)
                 }
                 pending.continuation.resume(returning: outcomes)

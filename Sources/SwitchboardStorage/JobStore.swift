@@ -146,8 +146,7 @@ public enum JobStore {
                 """
             return query
         }
-        let lock: SQLQueryString = " FOR UPDATE SKIP LOCKED"
-        var query: SQLQueryString = """
+        let query: SQLQueryString = """
             UPDATE outbound_jobs SET status = 'running', locked_by = \(bind: worker), locked_until = \(bind: leaseUntil),
               attempts = attempts + 1, updated_at = \(bind: now)
             WHERE id IN (SELECT j.id FROM outbound_jobs j
@@ -155,10 +154,8 @@ public enum JobStore {
               AND ((j.status = 'pending' AND j.run_after <= \(bind: now)) OR (j.status = 'running' AND j.locked_until < \(bind: now)))
               AND NOT EXISTS (SELECT 1 FROM outbound_jobs p WHERE p.partition_key = j.partition_key AND p.id < j.id
                               AND p.status IN ('pending', 'running'))
-              ORDER BY j.id LIMIT \(bind: limit)
+              ORDER BY j.id LIMIT \(bind: limit) FOR UPDATE SKIP LOCKED) RETURNING *
             """
-        query += lock
-        query += ") RETURNING *"
         return query
     }
 

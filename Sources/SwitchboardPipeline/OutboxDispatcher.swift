@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import SQLKit
 import ServiceLifecycle
+import Synchronization
 import SwitchboardCore
 import SwitchboardStorage
 
@@ -20,6 +21,8 @@ public final class OutboxDispatcher: Service {
     /// Opened once the schema is migrated; the worker waits for it.
     public let ready = Gate()
     let random: @Sendable () -> Double
+    /// Jobs claimed and not yet finished by the run loop.
+    private let inHand = Atomic<Int>(0)
 
     public init(
         database: any Database, sink: any OutboundSink, clock: any WallClock, settings: PipelineSettings, log: IntegrationLog,
@@ -41,23 +44,41 @@ public final class OutboxDispatcher: Service {
     public func wake() { wakeUp.notify() }
 
     public func run() async throws {
-        // On shutdown, jobs in hand finish (or fail and are rescheduled); claimed-but-unstarted ones do not exist
-        // because each round starts only what it claimed.
+        // Jobs are claimed as they come and carried out while earlier ones are still at the sink: a job does not wait
+        // for a whole round to finish before it is claimed. Each claim takes only free places, so at most
+        // `dispatchConcurrency` jobs are in hand. On shutdown, jobs in hand finish (or fail and are rescheduled).
         await cancelWhenGracefulShutdown {
             await self.ready.wait()
-            while !Task.isCancelled {
-                do {
-                    let done = try await self.dispatchRound()
-                    if done == 0 {
-                        await self.wakeUp.wait(timeout: try await self.idleWait())
-                    } else if done < self.settings.dispatchConcurrency {
-                        try? await Task.sleep(for: self.settings.coalesceInterval)
+            await withDiscardingTaskGroup { group in
+                while !Task.isCancelled {
+                    do {
+                        let free = self.settings.dispatchConcurrency - self.inHand.load(ordering: .acquiring)
+                        let jobs = free > 0 ? try await self.claim(limit: free) : []
+                        if jobs.isEmpty {
+                            // Nothing due, or no free place: a new job or a finished one wakes the loop.
+                            await self.wakeUp.wait(timeout: free > 0 ? try await self.idleWait() : self.settings.pollInterval)
+                            continue
+                        }
+                        self.inHand.add(jobs.count, ordering: .acquiringAndReleasing)
+                        group.addTask {
+                            do {
+                                try await self.carryOut(jobs)
+                            } catch {
+                                self.logger.error("recording dispatched jobs failed; they run again after their lease", metadata: ["error": "\(error)"])
+                            }
+                            self.inHand.subtract(jobs.count, ordering: .acquiringAndReleasing)
+                            // Their places are free, and later jobs of their partitions may now run.
+                            self.wakeUp.notify()
+                        }
+                        if jobs.count < free {
+                            await self.wakeUp.wait(timeout: self.settings.pollInterval)
+                        }
+                    } catch where Task.isCancelled {
+                        break
+                    } catch {
+                        self.logger.error("dispatching jobs failed; retrying", metadata: ["error": "\(error)"])
+                        try? await Task.sleep(for: .seconds(1))
                     }
-                } catch where Task.isCancelled {
-                    break
-                } catch {
-                    self.logger.error("dispatching jobs failed; retrying", metadata: ["error": "\(error)"])
-                    try? await Task.sleep(for: .seconds(1))
                 }
             }
         }
@@ -76,15 +97,26 @@ public final class OutboxDispatcher: Service {
     /// returns how many were attempted.
     @discardableResult
     public func dispatchRound() async throws -> Int {
+        let jobs = try await claim(limit: settings.dispatchConcurrency)
+        try await carryOut(jobs)
+        return jobs.count
+    }
+
+    /// Takes up to `limit` due jobs under this worker's lease.
+    private func claim(limit: Int) async throws -> [OutboundJob] {
         let now = clock.millis
-        let jobs = try await withDeadline(.seconds(10)) {
+        return try await withDeadline(.seconds(10)) {
             try await self.database.transaction { db in
                 try await JobStore.claim(
-                    worker: self.worker, limit: self.settings.dispatchConcurrency, now: now, leaseUntil: now + self.settings.leaseMilliseconds,
+                    worker: self.worker, limit: limit, now: now, leaseUntil: now + self.settings.leaseMilliseconds,
                     dialect: self.database.dialect, on: db)
             }
         }
-        guard !jobs.isEmpty else { return 0 }
+    }
+
+    /// Performs claimed jobs concurrently, then records every success in one transaction.
+    private func carryOut(_ jobs: [OutboundJob]) async throws {
+        guard !jobs.isEmpty else { return }
         let prepared = try await prepare(jobs)
         let results = await withTaskGroup(of: (OutboundJob, Result<Done, ActionFailure>).self) { group in
             for (job, step) in zip(jobs, prepared) {
@@ -114,7 +146,6 @@ public final class OutboxDispatcher: Service {
             }
         }
         try await record(successes)
-        return jobs.count
     }
 
     private struct Done: Sendable {

@@ -23,7 +23,7 @@ struct Harness: Sendable {
 
     static func run(
         _ backend: Backend, rules: String? = nil, configure: @Sendable (inout ServerConfiguration) -> Void = { _ in },
-        _ body: @Sendable (Harness, any TestClientProtocol) async throws -> Void
+        sink wrap: @Sendable (RecordingSink) -> any OutboundSink = { $0 }, _ body: @Sendable (Harness, any TestClientProtocol) async throws -> Void
     ) async throws {
         try await withTestDatabase(backend) { (db: any Database, _: String) async throws -> Void in
             var configuration = ServerConfiguration()
@@ -36,7 +36,7 @@ struct Harness: Sendable {
             logger.logLevel = .critical
             let box = try SecretBox(encodedKey: SecretBox.generateEncodedKey())
             let switchboard = Switchboard(
-                configuration: configuration, dependencies: Dependencies(database: db, sink: sink, clock: clock, secretBox: box, logger: logger))
+                configuration: configuration, dependencies: Dependencies(database: db, sink: wrap(sink), clock: clock, secretBox: box, logger: logger))
             if let rules {
                 _ = try await db.transaction { try await RulesStore.save(document: rules, author: "test", comment: nil, now: 0, on: $0) }
             }
@@ -52,6 +52,15 @@ struct Harness: Sendable {
             let processed = try await switchboard.processor.processBatch()
             let dispatched = try await switchboard.dispatcher.dispatchRound()
             if processed == 0 && dispatched == 0 { return }
+        }
+    }
+
+    /// Waits until `condition` holds, checking every few milliseconds (for the workers' own loops).
+    func eventually(_ what: String, timeout: Duration = .seconds(10), _ condition: () async throws -> Bool) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while try await !condition() {
+            guard ContinuousClock.now < deadline else { throw HarnessTimeout(what: what) }
+            try await Task.sleep(for: .milliseconds(5))
         }
     }
 
@@ -73,6 +82,11 @@ struct Harness: Sendable {
         try await database.transaction { try await SettingsStore.set(key, value: value, now: 0, on: $0) }
         switchboard.processor.reloadConfiguration()
     }
+}
+
+struct HarnessTimeout: Error, CustomStringConvertible {
+    var what: String
+    var description: String { "timed out waiting until \(what)" }
 }
 
 enum Payloads {

@@ -6,6 +6,7 @@ import SwitchboardPipeline
 import SwitchboardServer
 import SwitchboardStorage
 import SwitchboardTestSupport
+import Synchronization
 import Testing
 
 /// Pipeline scenarios, run on both databases.
@@ -239,6 +240,54 @@ enum PipelineScenarios {
         }
     }
 
+    /// The dispatcher's own loop claims jobs as they come: a slow action holds up only the later jobs of its own
+    /// incident or record, never those of others (no round waits for its slowest job).
+    static func slowActionHoldsUpOnlyItsOwnPartition(_ backend: Backend) async throws {
+        let held = SalesforceId.normalized("500300000000001")
+        let gate = HeldAction(recordId: held)
+        try await Harness.run(backend, rules: twoWayRules, sink: { gate.wrapping($0) }) { h, client in
+            let workers = Task {
+                h.switchboard.processor.ready.open()
+                h.switchboard.dispatcher.ready.open()
+                await withDiscardingTaskGroup { group in
+                    group.addTask { try? await h.switchboard.processor.run() }
+                    group.addTask { try? await h.switchboard.dispatcher.run() }
+                }
+            }
+            // Stop the workers whatever happens (a held action would otherwise keep the dispatcher waiting).
+            func stop() async {
+                gate.release()
+                workers.cancel()
+                await workers.value
+            }
+            do {
+                _ = try await h.post(client, "/webhooks/salesforce", Payloads.caseTrigger(id: held, new: ["Priority": "High", "CaseNumber": "00000001"]))
+                try await h.eventually("the first case's incident is being created") { gate.isHolding }
+
+                let other = SalesforceId.normalized("500300000000002")
+                _ = try await h.post(client, "/webhooks/salesforce", Payloads.caseTrigger(id: other, new: ["Priority": "High", "CaseNumber": "00000002"]))
+                try await h.eventually("the second case is paged while the first waits") { h.sink.snapshot.effects.count == 2 }
+                var effects = h.sink.snapshot.effects
+                #expect(effects.map(\.recordId) == [other, other])
+                #expect(effects.map(\.action) == [.createIncident, .addResponders])
+                // The first case's responders wait for its incident, however long it takes.
+                try await Task.sleep(for: .milliseconds(200))
+                #expect(h.sink.snapshot.effects.count == 2)
+
+                gate.release()
+                try await h.eventually("the first case is done") { h.sink.snapshot.effects.count == 4 }
+                effects = h.sink.snapshot.effects
+                #expect(effects[2].recordId == held && effects[2].action == .createIncident)
+                #expect(effects[3].action == .addResponders && effects[3].incidentId == "Q3")
+                try await h.eventually("every job is recorded done") { try await h.jobs().allSatisfy { $0.status == "done" } }
+            } catch {
+                await stop()
+                throw error
+            }
+            await stop()
+        }
+    }
+
     static func operationsEndpoints(_ backend: Backend) async throws {
         try await Harness.run(backend) { h, client in
             #expect(try await client.execute(uri: "/healthz", method: .get) { $0.status } == .ok)
@@ -262,6 +311,7 @@ struct SQLitePipelineTests {
     @Test func loopingRuleIsSuspended() async throws { try await PipelineScenarios.loopingRuleIsSuspended(.sqlite) }
     @Test func engineOffAndLogLevels() async throws { try await PipelineScenarios.engineOffAndLogLevels(.sqlite) }
     @Test func operationsEndpoints() async throws { try await PipelineScenarios.operationsEndpoints(.sqlite) }
+    @Test func slowActionHoldsUpOnlyItsOwnPartition() async throws { try await PipelineScenarios.slowActionHoldsUpOnlyItsOwnPartition(.sqlite) }
 }
 
 @Suite("Pipeline on PostgreSQL", .enabled(if: TestPostgres.isAvailable, Comment(rawValue: TestPostgres.skipReason)))
@@ -275,4 +325,54 @@ struct PostgreSQLPipelineTests {
     @Test func loopingRuleIsSuspended() async throws { try await PipelineScenarios.loopingRuleIsSuspended(.postgresql) }
     @Test func engineOffAndLogLevels() async throws { try await PipelineScenarios.engineOffAndLogLevels(.postgresql) }
     @Test func operationsEndpoints() async throws { try await PipelineScenarios.operationsEndpoints(.postgresql) }
+    @Test func slowActionHoldsUpOnlyItsOwnPartition() async throws { try await PipelineScenarios.slowActionHoldsUpOnlyItsOwnPartition(.postgresql) }
+}
+
+/// A sink that holds the creation of one record's incident until the test releases it.
+final class HeldAction: Sendable {
+    private struct State {
+        var holding = false
+        var released = false
+        var waiter: CheckedContinuation<Void, Never>?
+    }
+
+    let recordId: String
+    private let state = Mutex(State())
+
+    init(recordId: String) { self.recordId = recordId }
+
+    var isHolding: Bool { state.withLock { $0.holding } }
+
+    func release() {
+        state.withLock { s -> CheckedContinuation<Void, Never>? in
+            s.released = true
+            s.holding = false
+            defer { s.waiter = nil }
+            return s.waiter
+        }?.resume()
+    }
+
+    func wrapping(_ inner: RecordingSink) -> any OutboundSink {
+        Sink(gate: self, inner: inner)
+    }
+
+    private struct Sink: OutboundSink {
+        let gate: HeldAction
+        let inner: RecordingSink
+
+        func perform(_ request: ActionRequest) async throws(ActionFailure) -> ActionOutcome {
+            if request.action == .createIncident && request.recordId == gate.recordId {
+                await withCheckedContinuation { c in
+                    let passNow = gate.state.withLock { s -> Bool in
+                        if s.released { return true }
+                        s.holding = true
+                        s.waiter = c
+                        return false
+                    }
+                    if passNow { c.resume() }
+                }
+            }
+            return try await inner.perform(request)
+        }
+    }
 }

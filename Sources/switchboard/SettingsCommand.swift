@@ -103,7 +103,7 @@ struct SettingKey: Sendable {
             LogLevel(rawValue: text.lowercased())?.rawValue
         },
         SettingKey(
-            name: "log.retentionDays", help: "a whole number of days from 1 to 3650: older log entries are deleted", defaultValue: "30",
+            name: "log.retentionDays", help: "a whole number of days from 1 to 3650: older log entries, decided events and done jobs are deleted", defaultValue: "30",
             normalize: { text in Int(text).flatMap { (1...3650).contains($0) ? String($0) : nil } }, isNumber: true),
     ]
 }

@@ -233,10 +233,14 @@ enum PipelineScenarios {
             let recent = try await h.logs(LogQuery(since: h.clock.millis))
             #expect(recent.map(\.level) == [.error])
 
-            // Retention deletes what is older than the interval.
+            // Retention deletes what is older than the interval: log entries, and the decided events with them.
+            try await h.settle()
             h.clock.advance(by: 8 * 86_400_000)
-            #expect(try await h.switchboard.retention.purge() ?? 0 > 0)
+            let purged = try await h.switchboard.retention.purge()
+            #expect(purged?.logEntries ?? 0 > 0)
+            #expect(purged?.events == 2)
             #expect(try await h.logs().allSatisfy { $0.category == "retention" || $0.at >= h.clock.millis - 7 * 86_400_000 })
+            #expect(try await h.events().isEmpty)
         }
     }
 

@@ -142,6 +142,63 @@ enum StorageScenarios {
         }
     }
 
+    static func retentionDeletesOnlyFinishedOldRows(_ backend: Backend) async throws {
+        try await withTestDatabase(backend) { (db: any Database, _: String) async throws -> Void in
+            let old = (1...7).map { NewInboundEvent(source: .pagerduty, externalId: "old\($0)", partitionKey: "pd:P\($0)", payload: "{}") }
+            let oldIds = try await db.transaction { try await EventStore.insert(old, now: 10, on: $0) }.compactMap { $0 }
+            let young = [NewInboundEvent(source: .pagerduty, externalId: "young", partitionKey: "pd:Y", payload: "{}")]
+            let youngIds = try await db.transaction { try await EventStore.insert(young, now: 1_000, on: $0) }.compactMap { $0 }
+            let statuses = ["processed", "processed", "processed", "failed", "echo", "pending", "ignored"]
+            try await db.transaction { db in
+                for (id, status) in zip(oldIds, statuses) where status != "pending" {
+                    try await EventStore.markProcessed(id: id, status: status, outcome: nil, now: 20, on: db)
+                }
+                try await EventStore.markProcessed(id: youngIds[0], status: "processed", outcome: nil, now: 1_001, on: db)
+            }
+            // Small steps, so the purge resumes where the previous step ended.
+            var deleted = 0
+            var after: Int64? = 0
+            var steps = 0
+            while let from = after {
+                let step = try await db.transaction { try await EventStore.purge(before: 500, after: from, limit: 2, on: $0) }
+                deleted += step.deleted
+                after = step.resumeAfter
+                steps += 1
+            }
+            #expect(deleted == 5)
+            #expect(steps == 4)
+            let left = try await db.read { try await EventStore.list(limit: 100, on: $0) }
+            #expect(Set(left.map(\.externalId)) == ["old4", "old6", "young"])
+
+            let jobs = (1...4).map {
+                NewOutboundJob(idempotencyKey: "k\($0)", eventId: nil, partitionKey: "p\($0)", action: "resolve", ruleset: nil, rule: nil, payload: "{}")
+            }
+            try await db.transaction { try await JobStore.enqueue(jobs, maxAttempts: 1, now: 10, on: $0) }
+            try await db.transaction {
+                try await JobStore.enqueue(
+                    [NewOutboundJob(idempotencyKey: "k5", eventId: nil, partitionKey: "p5", action: "resolve", ruleset: nil, rule: nil, payload: "{}")],
+                    maxAttempts: 1, now: 1_000, on: $0)
+            }
+            let claimed = try await db.transaction { try await JobStore.claim(worker: "w", limit: 10, now: 1_000, leaseUntil: 9_000, dialect: db.dialect, on: $0) }
+            #expect(claimed.count == 5)
+            try await db.transaction { db in
+                for job in claimed where job.idempotencyKey != "k3" && job.idempotencyKey != "k4" {
+                    try await JobStore.complete(id: job.id, worker: "w", result: nil, now: 1_001, on: db)
+                }
+                if let k3 = claimed.first(where: { $0.idempotencyKey == "k3" }) {
+                    #expect(try await JobStore.fail(id: k3.id, worker: "w", error: "gone", retryAt: nil, now: 1_001, on: db))
+                }
+            }
+            let step = try await db.transaction { try await JobStore.purge(before: 500, on: $0) }
+            #expect(step == RetentionStep(deleted: 2, resumeAfter: nil))
+            // The dead job (still a dead letter), the running one and the young one stay.
+            #expect(Set(try await db.read { try await JobStore.list(limit: 100, on: $0) }.map(\.idempotencyKey)) == ["k3", "k4", "k5"])
+            #expect(try await db.read { try await JobStore.deadLetters(on: $0) }.count == 1)
+            // A young table needs one read and no delete.
+            #expect(try await db.transaction { try await JobStore.purge(before: 5, on: $0) } == RetentionStep(deleted: 0, resumeAfter: nil))
+        }
+    }
+
     static func echoStampsAndHops(_ backend: Backend) async throws {
         try await withTestDatabase(backend) { (db: any Database, _: String) async throws -> Void in
             try await db.transaction { try await OriginStampStore.add(target: "pd:P1", fingerprint: "incident.acknowledged", now: 0, ttl: 100, on: $0) }
@@ -174,6 +231,7 @@ struct SQLiteStorageTests {
     @Test func expiredLeasesAreReclaimed() async throws { try await StorageScenarios.expiredLeasesAreReclaimed(.sqlite) }
     @Test func linksSettingsRulesLogs() async throws { try await StorageScenarios.linksSettingsRulesLogs(.sqlite) }
     @Test func echoStampsAndHops() async throws { try await StorageScenarios.echoStampsAndHops(.sqlite) }
+    @Test func retentionDeletesOnlyFinishedOldRows() async throws { try await StorageScenarios.retentionDeletesOnlyFinishedOldRows(.sqlite) }
 
     @Test("An unusable SQLite path is refused with a clear message")
     func badPath() async {
@@ -191,6 +249,7 @@ struct PostgreSQLStorageTests {
     @Test func expiredLeasesAreReclaimed() async throws { try await StorageScenarios.expiredLeasesAreReclaimed(.postgresql) }
     @Test func linksSettingsRulesLogs() async throws { try await StorageScenarios.linksSettingsRulesLogs(.postgresql) }
     @Test func echoStampsAndHops() async throws { try await StorageScenarios.echoStampsAndHops(.postgresql) }
+    @Test func retentionDeletesOnlyFinishedOldRows() async throws { try await StorageScenarios.retentionDeletesOnlyFinishedOldRows(.postgresql) }
 
     @Test("Periodic work runs on one process at a time")
     func periodicLock() async throws {

@@ -16,6 +16,14 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
+    // Every delivery is parsed at intake and again when it is decided.
+    let delivery = Array(BenchmarkFixtures.pagerDutyDelivery.utf8)
+    Benchmark("parse: one PagerDuty webhook delivery (\(delivery.count) bytes) into values") { benchmark in
+        for _ in benchmark.scaledIterations {
+            blackHole(try? JSONParser.parseValue(bytes: delivery))
+        }
+    }
+
     Benchmark("compile: 1,000 rules") { benchmark in
         let document = BenchmarkFixtures.rules(count: 1000)
         benchmark.startMeasurement()
@@ -26,6 +34,22 @@ let benchmarks: @Sendable () -> Void = {
 }
 
 enum BenchmarkFixtures {
+    /// A webhook v3 delivery shaped like PagerDuty's incident.triggered.
+    static let pagerDutyDelivery = """
+        {"event":{"id":"01DEN1HNLBC1VITK192ETJ1MPJ","event_type":"incident.triggered","resource_type":"incident",\
+        "occurred_at":"2026-11-24T03:00:00.000Z","agent":{"html_url":"https://acme.pagerduty.com/users/PLH1HKV",\
+        "id":"PLH1HKV","self":"https://api.pagerduty.com/users/PLH1HKV","summary":"Tenex Engineer","type":"user_reference"},\
+        "client":{"name":"PagerDuty"},"data":{"id":"PGR0VU2","type":"incident","self":"https://api.pagerduty.com/incidents/PGR0VU2",\
+        "html_url":"https://acme.pagerduty.com/incidents/PGR0VU2","number":2,"status":"triggered","incident_key":"d3640fbd41094207a1c11e58e46b1662",\
+        "created_at":"2026-11-24T03:00:00Z","title":"A little bump in the road","service":{"html_url":"https://acme.pagerduty.com/services/PF9KMXH",\
+        "id":"PF9KMXH","self":"https://api.pagerduty.com/services/PF9KMXH","summary":"API Service","type":"service_reference"},\
+        "assignees":[{"html_url":"https://acme.pagerduty.com/users/PTUXL6G","id":"PTUXL6G","self":"https://api.pagerduty.com/users/PTUXL6G",\
+        "summary":"User 123","type":"user_reference"}],"escalation_policy":{"html_url":"https://acme.pagerduty.com/escalation_policies/PUS0KTE",\
+        "id":"PUS0KTE","self":"https://api.pagerduty.com/escalation_policies/PUS0KTE","summary":"Default","type":"escalation_policy_reference"},\
+        "teams":[],"priority":{"html_url":"https://acme.pagerduty.com/account/incident_priorities","id":"PSO75BM","self":"https://api.pagerduty.com/priorities/PSO75BM",\
+        "summary":"P1","type":"priority_reference"},"urgency":"high","conference_bridge":null,"resolve_reason":null}}}
+        """
+
     /// Rules that all look at Case and mostly pass their first conditions, so most conditions are evaluated.
     static func rules(count: Int) -> RulesDocument {
         let calendar = BusinessCalendar(

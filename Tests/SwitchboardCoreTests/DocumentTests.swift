@@ -15,6 +15,12 @@ struct DocumentTests {
         #expect(node.jsonValue["c"] == .array([.bool(true), .null, .number(-1500)]))
         let round = try JSONParser.parseValue(node.jsonValue.serialized(pretty: true))
         #expect(round == node.jsonValue)
+        // Parsing straight into values gives what the nodes give, key order included.
+        let text = "{\"z\": {\"y\": [1, {\"x\": \"w\", \"a\": false}], \"b\": null}, \"c\": \"\\u00e9\", \"a\": []}"
+        let direct = try JSONParser.parseValue(text)
+        #expect(try direct == JSONParser.parse(text).jsonValue)
+        #expect(direct.objectValue?.keys == ["z", "c", "a"])
+        #expect(direct["z"]?["y"]?.arrayValue?[1].objectValue?.keys == ["x", "a"])
     }
 
     @Test("Malformed JSON is refused with the line and column", arguments: [
@@ -28,12 +34,19 @@ struct DocumentTests {
         } throws: { error in
             "\(error)".contains(fragment)
         }
+        // Payloads are parsed straight into values: the same checks, the same message.
+        #expect {
+            _ = try JSONParser.parseValue(text)
+        } throws: { error in
+            "\(error)".contains(fragment)
+        }
     }
 
     @Test("Deeply nested JSON is refused instead of exhausting the stack")
     func deepJSON() {
         let text = String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)
         #expect(throws: DocumentError.self) { _ = try JSONParser.parse(text) }
+        #expect(throws: DocumentError.self) { _ = try JSONParser.parseValue(text) }
     }
 
     @Test("Invalid UTF-8 inside a JSON string is refused")

@@ -19,12 +19,16 @@ public struct JSONParser {
     }
 
     public static func parse(bytes: [UInt8]) throws(DocumentError) -> Node {
+        try parse(bytes: bytes, as: Node.self)
+    }
+
+    private static func parse<Tree: ParsedJSON>(bytes: [UInt8], as: Tree.Type) throws(DocumentError) -> Tree {
         var parser = JSONParser(bytes: bytes)
         // A UTF-8 byte order mark is tolerated, as most JSON readers do.
         if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { parser.index = 3 }
         parser.skipWhitespace()
         guard parser.index < bytes.count else { throw DocumentError("the document is empty", line: 1, column: 1) }
-        let node = try parser.parseValue(depth: 0)
+        let node: Tree = try parser.parseValue(depth: 0)
         parser.skipWhitespace()
         guard parser.index == bytes.count else {
             throw parser.error("unexpected \(parser.describeCurrent()) after the end of the JSON value")
@@ -32,13 +36,13 @@ public struct JSONParser {
         return node
     }
 
-    /// Parses and drops positions.
+    /// Parses without positions (straight into values: no tree of nodes built and converted on the way).
     public static func parseValue(_ text: String) throws(DocumentError) -> JSONValue {
-        try parse(text).jsonValue
+        try parseValue(bytes: Array(text.utf8))
     }
 
     public static func parseValue(bytes: [UInt8]) throws(DocumentError) -> JSONValue {
-        try parse(bytes: bytes).jsonValue
+        try parse(bytes: bytes, as: JSONValue.self)
     }
 
     private func error(_ message: String) -> DocumentError {
@@ -65,7 +69,7 @@ public struct JSONParser {
         }
     }
 
-    private mutating func parseValue(depth: Int) throws(DocumentError) -> Node {
+    private mutating func parseValue<Tree: ParsedJSON>(depth: Int) throws(DocumentError) -> Tree {
         guard depth < JSONParser.maximumDepth else {
             throw error("the document nests deeper than \(JSONParser.maximumDepth) levels")
         }
@@ -74,12 +78,11 @@ public struct JSONParser {
         switch bytes[index] {
         case UInt8(ascii: "{"):
             index += 1
-            var entries: [Node.Entry] = []
-            var seen = Set<String>()
+            var entries = Tree.noEntries
             skipWhitespace()
             if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
                 index += 1
-                return Node(.object(entries), line: startLine)
+                return Tree.object(entries, line: startLine)
             }
             while true {
                 skipWhitespace()
@@ -88,15 +91,14 @@ public struct JSONParser {
                 }
                 let keyLine = line
                 let key = try parseString()
-                guard seen.insert(key).inserted else { throw error("duplicate key \"\(key)\"") }
                 skipWhitespace()
                 guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else {
                     throw error("expected ':' after key \"\(key)\", found \(describeCurrent())")
                 }
                 index += 1
                 skipWhitespace()
-                let value = try parseValue(depth: depth + 1)
-                entries.append(Node.Entry(key: key, keyLine: keyLine, value: value))
+                let value: Tree = try parseValue(depth: depth + 1)
+                guard Tree.add(key, line: keyLine, value, to: &entries) else { throw error("duplicate key \"\(key)\"") }
                 skipWhitespace()
                 guard index < bytes.count else { throw error("unexpected end of input, expected ',' or '}'") }
                 if bytes[index] == UInt8(ascii: ",") {
@@ -105,17 +107,17 @@ public struct JSONParser {
                 }
                 if bytes[index] == UInt8(ascii: "}") {
                     index += 1
-                    return Node(.object(entries), line: startLine)
+                    return Tree.object(entries, line: startLine)
                 }
                 throw error("expected ',' or '}', found \(describeCurrent())")
             }
         case UInt8(ascii: "["):
             index += 1
-            var items: [Node] = []
+            var items: [Tree] = []
             skipWhitespace()
             if index < bytes.count, bytes[index] == UInt8(ascii: "]") {
                 index += 1
-                return Node(.array(items), line: startLine)
+                return Tree.array(items, line: startLine)
             }
             while true {
                 skipWhitespace()
@@ -128,23 +130,23 @@ public struct JSONParser {
                 }
                 if bytes[index] == UInt8(ascii: "]") {
                     index += 1
-                    return Node(.array(items), line: startLine)
+                    return Tree.array(items, line: startLine)
                 }
                 throw error("expected ',' or ']', found \(describeCurrent())")
             }
         case UInt8(ascii: "\""):
-            return Node(.string(try parseString()), line: startLine)
+            return Tree.scalar(.string(try parseString()), line: startLine)
         case UInt8(ascii: "t"):
             try expectLiteral("true")
-            return Node(.bool(true), line: startLine)
+            return Tree.scalar(.bool(true), line: startLine)
         case UInt8(ascii: "f"):
             try expectLiteral("false")
-            return Node(.bool(false), line: startLine)
+            return Tree.scalar(.bool(false), line: startLine)
         case UInt8(ascii: "n"):
             try expectLiteral("null")
-            return Node(.null, line: startLine)
+            return Tree.scalar(.null, line: startLine)
         case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-            return Node(.number(try parseNumber()), line: startLine)
+            return Tree.scalar(.number(try parseNumber()), line: startLine)
         default:
             throw error("unexpected \(describeCurrent()), expected a value")
         }
@@ -267,5 +269,67 @@ public struct JSONParser {
             index += 1
         }
         return v
+    }
+}
+
+/// What the parser builds: nodes with their lines (documents, whose errors name a line) or plain values (payloads).
+protocol ParsedJSON {
+    associatedtype Entries
+    static var noEntries: Entries { get }
+    static func scalar(_ value: JSONScalar, line: Int) -> Self
+    static func array(_ items: [Self], line: Int) -> Self
+    static func object(_ entries: Entries, line: Int) -> Self
+    /// Adds an object's entry; false when the key is there already.
+    static func add(_ key: String, line: Int, _ value: Self, to entries: inout Entries) -> Bool
+}
+
+enum JSONScalar {
+    case null, bool(Bool), number(Double), string(String)
+}
+
+extension Node: ParsedJSON {
+    struct Entries {
+        var list: [Entry] = []
+        var seen = Set<String>()
+    }
+
+    static var noEntries: Entries { Entries() }
+
+    static func scalar(_ value: JSONScalar, line: Int) -> Node {
+        switch value {
+        case .null: Node(.null, line: line)
+        case .bool(let b): Node(.bool(b), line: line)
+        case .number(let n): Node(.number(n), line: line)
+        case .string(let s): Node(.string(s), line: line)
+        }
+    }
+
+    static func array(_ items: [Node], line: Int) -> Node { Node(.array(items), line: line) }
+    static func object(_ entries: Entries, line: Int) -> Node { Node(.object(entries.list), line: line) }
+
+    static func add(_ key: String, line: Int, _ value: Node, to entries: inout Entries) -> Bool {
+        guard entries.seen.insert(key).inserted else { return false }
+        entries.list.append(Entry(key: key, keyLine: line, value: value))
+        return true
+    }
+}
+
+extension JSONValue: ParsedJSON {
+    static var noEntries: JSONObject { JSONObject() }
+
+    static func scalar(_ value: JSONScalar, line: Int) -> JSONValue {
+        switch value {
+        case .null: .null
+        case .bool(let b): .bool(b)
+        case .number(let n): .number(n)
+        case .string(let s): .string(s)
+        }
+    }
+
+    static func array(_ items: [JSONValue], line: Int) -> JSONValue { .array(items) }
+    static func object(_ entries: JSONObject, line: Int) -> JSONValue { .object(entries) }
+
+    static func add(_ key: String, line: Int, _ value: JSONValue, to entries: inout JSONObject) -> Bool {
+        entries.insertNew(key, value)
     }
 }

@@ -52,6 +52,13 @@ public struct JSONObject: Sendable, Hashable, ExpressibleByDictionaryLiteral {
         }
     }
 
+    /// Adds a key that is not there yet; false (and nothing changed) when it is.
+    mutating func insertNew(_ key: String, _ value: JSONValue) -> Bool {
+        guard values.updateValue(value, forKey: key) == nil else { return false }
+        keys.append(key)
+        return true
+    }
+
     public var entries: [(key: String, value: JSONValue)] {
         keys.compactMap { k in values[k].map { (k, $0) } }
     }

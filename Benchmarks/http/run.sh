@@ -38,17 +38,19 @@ start_serve() { # database-url extra-args...
     cat "$work/serve.log"; exit 1
 }
 
-intake() { # label database-url
+intake() { # label database-url connections
     start_serve "$2"
-    echo "== durable intake, $1 (wrk -t2 -c64 -d10s, three runs)"
+    echo "== durable intake, $1 (wrk -t2 -c$3 -d10s, three runs)"
     for run in 1 2 3; do
-        wrk -t2 -c64 -d10s -s "$here/intake.lua" "http://127.0.0.1:$port" | grep -E "Requests/sec|Latency|Non-2xx" | sed "s/^/  run $run: /"
+        wrk -t2 -c"$3" -d10s -s "$here/intake.lua" "http://127.0.0.1:$port" | grep -E "Requests/sec|Latency|Non-2xx" | sed "s/^/  run $run: /"
     done
     kill -TERM "$serve_pid"; wait "$serve_pid" || true
 }
 
-intake "SQLite (WAL, synchronous=FULL)" "$work/intake.sqlite"
-if [ -n "$pg_url" ]; then intake "PostgreSQL" "$pg_url"; fi
+# 64 connections, and 256 as in a burst of deliveries: more requests in flight make larger group commits.
+intake "SQLite (WAL, synchronous=FULL)" "$work/intake.sqlite" 64
+intake "SQLite (WAL, synchronous=FULL)" "$work/intake-256.sqlite" 256
+if [ -n "$pg_url" ]; then intake "PostgreSQL" "$pg_url" 64; fi
 
 echo "== end to end at 1,000 events/s, SQLite, recording sink (30 s)"
 sink_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

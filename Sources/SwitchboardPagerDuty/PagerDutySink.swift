@@ -85,8 +85,9 @@ public final class PagerDutySink: OutboundSink {
             // on the incident sees.
             let id = try incident(request)
             let text = p["description"]?.stringValue ?? ""
-            // Custom field text holds at most 200 characters; the note carries the whole text.
-            try? await client.setCustomFields(id, [("description", .string(String(text.prefix(200))))])
+            // Custom field text holds at most 200 characters; the note carries the whole text. An account without the
+            // field still gets the note.
+            _ = try? await client.setCustomFields(id, [("description", .string(String(text.prefix(200))))])
             try await client.addNote(id, content: "Description (from Salesforce): " + text)
         case .addNote:
             guard let content = p["content"]?.stringValue, !content.isEmpty else { throw ActionFailure.permanent("addNote has no content") }

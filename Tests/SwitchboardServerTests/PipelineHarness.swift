@@ -55,6 +55,31 @@ struct Harness: Sendable {
         }
     }
 
+    /// Runs the processor's and the dispatcher's own loops (instead of the hand-driven steps) while `body` runs, then
+    /// stops them; the held actions are let go first, so the dispatcher can stop.
+    func withWorkers(releasing held: HeldActions, _ body: () async throws -> Void) async throws {
+        let workers = Task {
+            switchboard.processor.ready.open()
+            switchboard.dispatcher.ready.open()
+            await withDiscardingTaskGroup { group in
+                group.addTask { try? await switchboard.processor.run() }
+                group.addTask { try? await switchboard.dispatcher.run() }
+            }
+        }
+        func stop() async {
+            held.release()
+            workers.cancel()
+            await workers.value
+        }
+        do {
+            try await body()
+        } catch {
+            await stop()
+            throw error
+        }
+        await stop()
+    }
+
     /// Waits until `condition` holds, checking every few milliseconds (for the workers' own loops).
     func eventually(_ what: String, timeout: Duration = .seconds(10), _ condition: () async throws -> Bool) async throws {
         let deadline = ContinuousClock.now + timeout

@@ -248,25 +248,11 @@ enum PipelineScenarios {
     /// incident or record, never those of others (no round waits for its slowest job).
     static func slowActionHoldsUpOnlyItsOwnPartition(_ backend: Backend) async throws {
         let held = SalesforceId.normalized("500300000000001")
-        let gate = HeldAction(recordId: held)
+        let gate = HeldActions { $0.action == .createIncident && $0.recordId == held }
         try await Harness.run(backend, rules: twoWayRules, sink: { gate.wrapping($0) }) { h, client in
-            let workers = Task {
-                h.switchboard.processor.ready.open()
-                h.switchboard.dispatcher.ready.open()
-                await withDiscardingTaskGroup { group in
-                    group.addTask { try? await h.switchboard.processor.run() }
-                    group.addTask { try? await h.switchboard.dispatcher.run() }
-                }
-            }
-            // Stop the workers whatever happens (a held action would otherwise keep the dispatcher waiting).
-            func stop() async {
-                gate.release()
-                workers.cancel()
-                await workers.value
-            }
-            do {
+            try await h.withWorkers(releasing: gate) {
                 _ = try await h.post(client, "/webhooks/salesforce", Payloads.caseTrigger(id: held, new: ["Priority": "High", "CaseNumber": "00000001"]))
-                try await h.eventually("the first case's incident is being created") { gate.isHolding }
+                try await h.eventually("the first case's incident is being created") { gate.holding == 1 }
 
                 let other = SalesforceId.normalized("500300000000002")
                 _ = try await h.post(client, "/webhooks/salesforce", Payloads.caseTrigger(id: other, new: ["Priority": "High", "CaseNumber": "00000002"]))
@@ -284,11 +270,28 @@ enum PipelineScenarios {
                 #expect(effects[2].recordId == held && effects[2].action == .createIncident)
                 #expect(effects[3].action == .addResponders && effects[3].incidentId == "Q3")
                 try await h.eventually("every job is recorded done") { try await h.jobs().allSatisfy { $0.status == "done" } }
-            } catch {
-                await stop()
-                throw error
             }
-            await stop()
+        }
+    }
+
+    /// However many jobs are due, no more than `pipeline.concurrency` are in hand at once (the far side's rate limits).
+    static func dispatchConcurrencyIsALimit(_ backend: Backend) async throws {
+        let gate = HeldActions { $0.action == .createIncident }
+        try await Harness.run(backend, rules: twoWayRules, configure: { $0.pipeline.dispatchConcurrency = 2 }, sink: { gate.wrapping($0) }) { h, client in
+            try await h.withWorkers(releasing: gate) {
+                for n in 1...5 {
+                    let id = SalesforceId.normalized("50030000000000\(n)")
+                    _ = try await h.post(client, "/webhooks/salesforce", Payloads.caseTrigger(id: id, new: ["Priority": "High", "CaseNumber": "0000000\(n)"]))
+                }
+                try await h.eventually("two incidents are being created") { gate.holding == 2 }
+                try await Task.sleep(for: .milliseconds(200))
+                #expect(gate.holding == 2)
+                #expect(try await h.jobs().filter { $0.status == "running" }.count == 2)
+                gate.release()
+                try await h.eventually("all five cases are paged") { h.sink.snapshot.effects.count == 10 }
+                #expect(gate.mostHeldAtOnce == 2)
+                try await h.eventually("every job is recorded done") { try await h.jobs().allSatisfy { $0.status == "done" } }
+            }
         }
     }
 
@@ -316,6 +319,7 @@ struct SQLitePipelineTests {
     @Test func engineOffAndLogLevels() async throws { try await PipelineScenarios.engineOffAndLogLevels(.sqlite) }
     @Test func operationsEndpoints() async throws { try await PipelineScenarios.operationsEndpoints(.sqlite) }
     @Test func slowActionHoldsUpOnlyItsOwnPartition() async throws { try await PipelineScenarios.slowActionHoldsUpOnlyItsOwnPartition(.sqlite) }
+    @Test func dispatchConcurrencyIsALimit() async throws { try await PipelineScenarios.dispatchConcurrencyIsALimit(.sqlite) }
 }
 
 @Suite("Pipeline on PostgreSQL", .enabled(if: TestPostgres.isAvailable, Comment(rawValue: TestPostgres.skipReason)))
@@ -330,30 +334,33 @@ struct PostgreSQLPipelineTests {
     @Test func engineOffAndLogLevels() async throws { try await PipelineScenarios.engineOffAndLogLevels(.postgresql) }
     @Test func operationsEndpoints() async throws { try await PipelineScenarios.operationsEndpoints(.postgresql) }
     @Test func slowActionHoldsUpOnlyItsOwnPartition() async throws { try await PipelineScenarios.slowActionHoldsUpOnlyItsOwnPartition(.postgresql) }
+    @Test func dispatchConcurrencyIsALimit() async throws { try await PipelineScenarios.dispatchConcurrencyIsALimit(.postgresql) }
 }
 
-/// A sink that holds the creation of one record's incident until the test releases it.
-final class HeldAction: Sendable {
+/// A sink that holds the actions matching a test until the test releases them, counting how many wait.
+final class HeldActions: Sendable {
     private struct State {
-        var holding = false
         var released = false
-        var waiter: CheckedContinuation<Void, Never>?
+        var waiters: [CheckedContinuation<Void, Never>] = []
+        var mostAtOnce = 0
     }
 
-    let recordId: String
+    private let matches: @Sendable (ActionRequest) -> Bool
     private let state = Mutex(State())
 
-    init(recordId: String) { self.recordId = recordId }
+    init(_ matches: @escaping @Sendable (ActionRequest) -> Bool) { self.matches = matches }
 
-    var isHolding: Bool { state.withLock { $0.holding } }
+    var holding: Int { state.withLock { $0.waiters.count } }
+    var mostHeldAtOnce: Int { state.withLock { $0.mostAtOnce } }
 
+    /// Lets every held action go on, and the ones to come.
     func release() {
-        state.withLock { s -> CheckedContinuation<Void, Never>? in
+        let waiters = state.withLock { s -> [CheckedContinuation<Void, Never>] in
             s.released = true
-            s.holding = false
-            defer { s.waiter = nil }
-            return s.waiter
-        }?.resume()
+            defer { s.waiters = [] }
+            return s.waiters
+        }
+        for w in waiters { w.resume() }
     }
 
     func wrapping(_ inner: RecordingSink) -> any OutboundSink {
@@ -361,16 +368,16 @@ final class HeldAction: Sendable {
     }
 
     private struct Sink: OutboundSink {
-        let gate: HeldAction
+        let gate: HeldActions
         let inner: RecordingSink
 
         func perform(_ request: ActionRequest) async throws(ActionFailure) -> ActionOutcome {
-            if request.action == .createIncident && request.recordId == gate.recordId {
+            if gate.matches(request) {
                 await withCheckedContinuation { c in
                     let passNow = gate.state.withLock { s -> Bool in
                         if s.released { return true }
-                        s.holding = true
-                        s.waiter = c
+                        s.waiters.append(c)
+                        s.mostAtOnce = max(s.mostAtOnce, s.waiters.count)
                         return false
                     }
                     if passNow { c.resume() }

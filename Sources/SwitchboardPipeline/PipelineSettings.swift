@@ -21,8 +21,9 @@ public struct PipelineSettings: Sendable {
     public var hopWindowMilliseconds: Int64 = 600_000
     /// How long a write's origin stamp is remembered, waiting for its echo.
     public var stampTTLMilliseconds: Int64 = 900_000
-    /// After a partial batch, how long workers let more work gather before the next one: a few milliseconds of
-    /// latency buy far fewer statements per event under load.
+    /// After a partial batch of at least a quarter of `processBatchSize` events (that is, under load), how long the
+    /// processor lets more events gather before the next one: a few milliseconds of latency buy far fewer statements
+    /// per event. Smaller batches go on at once.
     public var coalesceInterval: Duration = .milliseconds(3)
     /// How often the retention purge runs.
     public var retentionInterval: Duration = .seconds(3600)

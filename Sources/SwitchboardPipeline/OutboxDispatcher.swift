@@ -23,6 +23,8 @@ public final class OutboxDispatcher: Service {
     let random: @Sendable () -> Double
     /// Jobs claimed and not yet finished by the run loop.
     private let inHand = Atomic<Int>(0)
+    /// Records what carry-outs finishing close together did, in one transaction.
+    private let recorder: GroupCommit<Recording, Set<Int64>>
 
     public init(
         database: any Database, sink: any OutboundSink, clock: any WallClock, settings: PipelineSettings, log: IntegrationLog,
@@ -38,6 +40,7 @@ public final class OutboxDispatcher: Service {
         self.worker = worker
         self.logger = logger
         self.random = random
+        self.recorder = Self.recorder(database: database, worker: worker)
     }
 
     /// New jobs were written outside the event processor (requested actions): look now rather than at the next poll.
@@ -241,23 +244,9 @@ public final class OutboxDispatcher: Service {
                 entries[job.id] = log.entry(.info, "dispatch", "\(job.action) (job \(job.id)) skipped: \(note)", eventId: job.eventId)
             }
         }
-        let worker = self.worker
         let results = successes.map { ($0.0.id, $0.1.outcome.detail ?? $0.1.outcome.createdIncidentId ?? $0.1.outcome.createdRecordId) }
-        let recordedLinks = links
-        let recordedStamps = stamps
-        let logEntries = entries
-        let database = self.database
         // Unrecorded successes (the database went away) run again after their lease: their keys keep them single.
-        let recorded = try await withDeadline(.seconds(15)) {
-            try await database.transaction { db -> Set<Int64> in
-            let recorded = try await JobStore.complete(results, worker: worker, now: now, on: db)
-            // A job whose lease passed to another process is that process's to record.
-            try await LinkStore.addMany(recordedLinks, by: "rule", now: now, on: db)
-            try await OriginStampStore.addMany(recordedStamps, now: now, on: db)
-            try await LogStore.write(recorded.sorted().compactMap { logEntries[$0] }, on: db)
-            return recorded
-            }
-        }
+        let recorded = try await recorder.submit(Recording(now: now, results: results, links: links, stamps: stamps, entries: entries))
         for (job, done) in successes {
             guard recorded.contains(job.id) else {
                 logger.warning("job \(job.id) finished after its lease passed to another process; its result is not recorded twice")
@@ -265,6 +254,35 @@ public final class OutboxDispatcher: Service {
             }
             metrics.action(job.action, outcome: done.note == nil ? "done" : "skipped")
             if let received = job.receivedAt { metrics.endToEndLatency(nanoseconds: max(0, now - received) * 1_000_000) }
+        }
+    }
+
+    /// What one carry-out has to record.
+    struct Recording: Sendable {
+        var now: Int64
+        var results: [(id: Int64, result: String?)]
+        var links: [Link]
+        var stamps: [(target: String, fingerprint: String, ttl: Int64)]
+        var entries: [Int64: LogEntry]
+    }
+
+    /// Records the results of carry-outs that finish close together in one transaction: with jobs carried out as they
+    /// come, a transaction (and a disk sync) per carry-out would keep the single writer busy under steady load.
+    private static func recorder(database: any Database, worker: String) -> GroupCommit<Recording, Set<Int64>> {
+        GroupCommit { recordings in
+            let now = recordings.map(\.now).max() ?? 0
+            let recorded = try await withDeadline(.seconds(15)) {
+                try await database.transaction { db -> Set<Int64> in
+                    // A job whose lease passed to another process is that process's to record.
+                    let recorded = try await JobStore.complete(recordings.flatMap(\.results), worker: worker, now: now, on: db)
+                    try await LinkStore.addMany(recordings.flatMap(\.links), by: "rule", now: now, on: db)
+                    try await OriginStampStore.addMany(recordings.flatMap(\.stamps), now: now, on: db)
+                    let entries = recordings.reduce(into: [Int64: LogEntry]()) { all, r in all.merge(r.entries) { first, _ in first } }
+                    try await LogStore.write(recorded.sorted().compactMap { entries[$0] }, on: db)
+                    return recorded
+                }
+            }
+            return Array(repeating: recorded, count: recordings.count)
         }
     }
 

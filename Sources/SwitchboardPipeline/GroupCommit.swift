@@ -1,0 +1,37 @@
+/// Runs the writes handed to it in groups: writes submitted while a commit is under way share the next one, so one
+/// transaction (and one disk sync) serves all of them.
+actor GroupCommit<Work: Sendable, Output: Sendable> {
+    private var queue: [(work: Work, waiter: CheckedContinuation<Output, any Error>)] = []
+    private var flushing = false
+    /// Commits a group; returns one output per piece of work, in order.
+    private let commit: @Sendable ([Work]) async throws -> [Output]
+
+    init(commit: @escaping @Sendable ([Work]) async throws -> [Output]) {
+        self.commit = commit
+    }
+
+    /// Returns once `work` is committed, with its output; throws what the commit of its group threw.
+    func submit(_ work: Work) async throws -> Output {
+        try await withCheckedThrowingContinuation { waiter in
+            queue.append((work, waiter))
+            if !flushing {
+                flushing = true
+                Task { await self.flush() }
+            }
+        }
+    }
+
+    private func flush() async {
+        while !queue.isEmpty {
+            let group = queue
+            queue = []
+            do {
+                let outputs = try await commit(group.map(\.work))
+                for (item, output) in zip(group, outputs) { item.waiter.resume(returning: output) }
+            } catch {
+                for item in group { item.waiter.resume(throwing: error) }
+            }
+        }
+        flushing = false
+    }
+}

@@ -96,8 +96,8 @@ public final class OutboxDispatcher: Service {
         return min(settings.pollInterval, .milliseconds(ms))
     }
 
-    /// Claims and carries out one round of jobs concurrently, then records every success in one transaction;
-    /// returns how many were attempted.
+    /// Claims and carries out one round of due jobs and waits for all of them; returns how many were attempted. For
+    /// stepping the dispatcher by hand (tests); `run` claims and carries out continuously instead.
     @discardableResult
     public func dispatchRound() async throws -> Int {
         let jobs = try await claim(limit: settings.dispatchConcurrency)
@@ -117,7 +117,8 @@ public final class OutboxDispatcher: Service {
         }
     }
 
-    /// Performs claimed jobs concurrently, then records every success in one transaction.
+    /// Performs claimed jobs concurrently, then records every success in one transaction (shared with the carry-outs
+    /// that finish at the same time).
     private func carryOut(_ jobs: [OutboundJob]) async throws {
         guard !jobs.isEmpty else { return }
         let prepared = try await prepare(jobs)

@@ -11,36 +11,31 @@ public enum IntakeOutcome: Sendable, Hashable {
 
 /// Commits inbound events durably before they are acknowledged, in groups: requests that arrive while a
 /// commit is under way share the next one, so one disk sync acknowledges many deliveries.
-public actor IntakeWriter {
-    private struct Pending {
+public final class IntakeWriter: Sendable {
+    /// One request's events and log entries.
+    private struct Delivery: Sendable {
         var events: [NewInboundEvent]
         var logs: [LogEntry]
         /// The log entries show the (single) event's payload by reference instead of a copy.
         var logsReferToEvent: Bool
-        var continuation: CheckedContinuation<[IntakeOutcome], any Error>
     }
 
-    private let database: any Database
-    private let clock: any WallClock
-    private let committed: @Sendable () -> Void
-    private let maximumBatch: Int
-    /// A commit that takes longer is reported as failed (the sender retries; a late commit is deduplicated).
-    private let commitTimeout: Duration
-    private var queue: [Pending] = []
-    private var flushing = false
+    private let group: GroupCommit<Delivery, [IntakeOutcome]>
 
     /// - Parameters:
     ///   - committed: called after each commit, to wake the processor.
     ///   - maximumBatch: events per transaction at most.
+    ///   - commitTimeout: a commit that takes longer is reported as failed (the sender retries; a late commit is
+    ///     deduplicated).
     public init(
         database: any Database, clock: any WallClock, maximumBatch: Int = 500, commitTimeout: Duration = .seconds(4),
         committed: @escaping @Sendable () -> Void
     ) {
-        self.database = database
-        self.commitTimeout = commitTimeout
-        self.clock = clock
-        self.maximumBatch = maximumBatch
-        self.committed = committed
+        group = GroupCommit(maximumGroup: maximumBatch, size: { $0.events.count }) { deliveries in
+            let outcomes = try await Self.commit(deliveries, now: clock.millis, database: database, timeout: commitTimeout)
+            committed()
+            return outcomes
+        }
     }
 
     /// Stores the events (and their log entries) and returns once they are on disk.
@@ -49,79 +44,53 @@ public actor IntakeWriter {
     ///   stored event, whose payload the log shows (a duplicate delivery's entries get the copy, as nothing is
     ///   stored for it). The raw payload is written once instead of twice.
     public func accept(_ events: [NewInboundEvent], logs: [LogEntry] = [], logsReferToEvent: Bool = false) async throws -> [IntakeOutcome] {
-        try await withCheckedThrowingContinuation { continuation in
-            queue.append(Pending(events: events, logs: logs, logsReferToEvent: logsReferToEvent && events.count == 1, continuation: continuation))
-            if !flushing {
-                flushing = true
-                Task { await self.flush() }
-            }
-        }
-    }
-
-    private func flush() async {
-        while !queue.isEmpty {
-            var batch: [Pending] = []
-            var count = 0
-            while let next = queue.first, batch.isEmpty || count + next.events.count <= maximumBatch {
-                batch.append(queue.removeFirst())
-                count += next.events.count
-            }
-            await commit(batch)
-        }
-        flushing = false
+        try await group.submit(Delivery(events: events, logs: logs, logsReferToEvent: logsReferToEvent && events.count == 1))
     }
 
     /// An event's identity at its source: what deduplication compares.
     private static func key(_ event: NewInboundEvent) -> String { event.source.rawValue + "\u{1F}" + event.externalId }
 
-    private func commit(_ batch: [Pending]) async {
+    /// Stores a group of deliveries in one transaction; returns each delivery's outcomes.
+    private static func commit(_ batch: [Delivery], now: Int64, database: any Database, timeout: Duration) async throws -> [[IntakeOutcome]] {
         // The same event twice in one group: the first one wins, the rest are duplicates.
         var seen = Set<String>()
         var deduplicated: [NewInboundEvent] = []
-        for event in batch.flatMap(\.events) where seen.insert(Self.key(event)).inserted {
+        for event in batch.flatMap(\.events) where seen.insert(key(event)).inserted {
             deduplicated.append(event)
         }
         let unique = deduplicated
         let pendingLogs = batch.map { (logs: $0.logs, event: $0.logsReferToEvent ? $0.events.first : nil) }
-        let now = clock.millis
-        do {
-            let database = self.database
-            // The id of each event stored now, by key; duplicates of stored events are absent.
-            let stored = try await withDeadline(commitTimeout) {
-                try await database.transaction { db in
-                    let ids = try await EventStore.insert(unique, now: now, on: db)
-                    var stored: [String: Int64] = [:]
-                    for (event, id) in zip(unique, ids) {
-                        if let id { stored[Self.key(event)] = id }
-                    }
-                    var logs: [LogEntry] = []
-                    for pending in pendingLogs {
-                        guard let event = pending.event else {
-                            logs += pending.logs
-                            continue
-                        }
-                        let id = stored[Self.key(event)]
-                        for var entry in pending.logs {
-                            if let id { entry.eventId = entry.eventId ?? id } else { entry.payload = entry.payload ?? event.payload }
-                            logs.append(entry)
-                        }
-                    }
-                    try await LogStore.write(logs, on: db)
-                    return stored
+        // The id of each event stored now, by key; duplicates of stored events are absent.
+        let stored = try await withDeadline(timeout) {
+            try await database.transaction { db in
+                let ids = try await EventStore.insert(unique, now: now, on: db)
+                var stored: [String: Int64] = [:]
+                for (event, id) in zip(unique, ids) {
+                    if let id { stored[key(event)] = id }
                 }
-            }
-            var claimed = Set<String>()
-            for pending in batch {
-                let outcomes = pending.events.map { event -> IntakeOutcome in
-                    let key = Self.key(event)
-                    guard let id = stored[key], claimed.insert(key).inserted else { return .duplicate }
-                    return .accepted(id: id)
+                var logs: [LogEntry] = []
+                for pending in pendingLogs {
+                    guard let event = pending.event else {
+                        logs += pending.logs
+                        continue
+                    }
+                    let id = stored[key(event)]
+                    for var entry in pending.logs {
+                        if let id { entry.eventId = entry.eventId ?? id } else { entry.payload = entry.payload ?? event.payload }
+                        logs.append(entry)
+                    }
                 }
-                pending.continuation.resume(returning: outcomes)
+                try await LogStore.write(logs, on: db)
+                return stored
             }
-            committed()
-        } catch {
-            for pending in batch { pending.continuation.resume(throwing: error) }
+        }
+        var claimed = Set<String>()
+        return batch.map { delivery in
+            delivery.events.map { event -> IntakeOutcome in
+                let key = key(event)
+                guard let id = stored[key], claimed.insert(key).inserted else { return .duplicate }
+                return .accepted(id: id)
+            }
         }
     }
 }

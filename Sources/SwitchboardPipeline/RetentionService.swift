@@ -60,7 +60,7 @@ public final class RetentionService: Service {
     /// Runs one purge if no other process is; returns what it deleted, or nil when another process was purging.
     ///
     /// Log entries, decided events and done jobs share the log's retention: an entry about a delivery shows the
-    /// stored event's payload. Each step is a short transaction of a few thousand rows, so deliveries keep committing
+    /// stored event's payload. Each step is a short transaction of at most `stepLimit` rows, so deliveries keep committing
     /// while a large backlog of old rows is deleted.
     @discardableResult
     public func purge(stepLimit: Int = 1_000) async throws -> Purged? {

@@ -140,3 +140,13 @@ func statusCounts(_ query: SQLQueryString, on db: any SQLDatabase) async throws 
     }
     return out
 }
+
+extension EventStore {
+    /// Deletes decided events (processed, echo, ignored) received before `cutoff`, in id order after `after`.
+    /// Pending and failed events stay. A source that delivers a deleted event again gets it accepted as new.
+    public static func purge(before cutoff: Int64, after: Int64 = 0, limit: Int = 5_000, on db: any SQLDatabase) async throws -> RetentionStep {
+        try await RetentionStep.run(
+            table: "inbound_events", time: "received_at", finished: ["processed", "echo", "ignored"], before: cutoff, after: after, limit: limit,
+            on: db)
+    }
+}

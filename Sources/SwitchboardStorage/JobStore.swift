@@ -287,3 +287,12 @@ public enum JobStore {
         return try row?.decode(column: "due", as: Int64?.self)
     }
 }
+
+extension JobStore {
+    /// Deletes done jobs created before `cutoff`, in id order after `after`. Pending, running and dead jobs stay. A
+    /// job is never deleted before the event that planned it (it was created after it), so a replayed event still
+    /// finds its jobs' idempotency keys.
+    public static func purge(before cutoff: Int64, after: Int64 = 0, limit: Int = 5_000, on db: any SQLDatabase) async throws -> RetentionStep {
+        try await RetentionStep.run(table: "outbound_jobs", time: "created_at", finished: ["done"], before: cutoff, after: after, limit: limit, on: db)
+    }
+}

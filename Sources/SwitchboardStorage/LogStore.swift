@@ -120,9 +120,8 @@ public enum LogStore {
         return try await db.raw(query).all().map(LogEntry.init(row:))
     }
 
-    /// Deletes entries older than `before`; returns how many.
-    @discardableResult
     /// Deletes up to `limit` entries older than `before` (oldest first); returns how many.
+    @discardableResult
     public static func purge(before: Int64, limit: Int = 5_000, on db: any SQLDatabase) async throws -> Int {
         try await db.raw(
             "DELETE FROM logs WHERE id IN (SELECT id FROM logs WHERE at < \(bind: before) ORDER BY at LIMIT \(bind: limit)) RETURNING id"
@@ -160,63 +159,6 @@ public enum AuditStore {
 }
 
 /// Runs periodic work on exactly one process at a time.
-/// One step of a retention purge of a table whose ids grow with time (events, jobs): it reads the next ids in order
-/// and deletes the finished rows among those older than the cutoff, so each step is a short transaction whatever
-/// the table's size, and rows still open (pending, failed, dead) stay, without being read again at every step.
-public struct RetentionStep: Sendable, Hashable {
-    public var deleted: Int
-    /// Where the next step starts, or nil when the rows ahead are younger than the cutoff (or there are none).
-    public var resumeAfter: Int64?
-
-    public init(deleted: Int, resumeAfter: Int64?) {
-        self.deleted = deleted
-        self.resumeAfter = resumeAfter
-    }
-
-    static func run(
-        table: String, time: String, finished: [String], before cutoff: Int64, after: Int64, limit: Int, on db: any SQLDatabase
-    ) async throws -> RetentionStep {
-        let rows = try await db.raw(
-            "SELECT id, \(ident: time) AS t FROM \(ident: table) WHERE id > \(bind: after) ORDER BY id LIMIT \(bind: limit)"
-        ).all()
-        var upTo: Int64?
-        var reachedYoung = rows.count < limit
-        for row in rows {
-            guard try row.decode(column: "t", as: Int64.self) < cutoff else {
-                reachedYoung = true
-                break
-            }
-            upTo = try row.decode(column: "id", as: Int64.self)
-        }
-        guard let upTo else { return RetentionStep(deleted: 0, resumeAfter: nil) }
-        let deleted = try await db.raw(
-            """
-            DELETE FROM \(ident: table) WHERE id > \(bind: after) AND id <= \(bind: upTo) AND status IN (\(binds: finished)) RETURNING id
-            """
-        ).all().count
-        return RetentionStep(deleted: deleted, resumeAfter: reachedYoung ? nil : upTo)
-    }
-}
-
-extension EventStore {
-    /// Deletes decided events (processed, echo, ignored) received before `cutoff`, in id order after `after`.
-    /// Pending and failed events stay. A source that delivers a deleted event again gets it accepted as new.
-    public static func purge(before cutoff: Int64, after: Int64 = 0, limit: Int = 5_000, on db: any SQLDatabase) async throws -> RetentionStep {
-        try await RetentionStep.run(
-            table: "inbound_events", time: "received_at", finished: ["processed", "echo", "ignored"], before: cutoff, after: after, limit: limit,
-            on: db)
-    }
-}
-
-extension JobStore {
-    /// Deletes done jobs created before `cutoff`, in id order after `after`. Pending, running and dead jobs stay. A
-    /// job is never deleted before the event that planned it (it was created after it), so a replayed event still
-    /// finds its jobs' idempotency keys.
-    public static func purge(before cutoff: Int64, after: Int64 = 0, limit: Int = 5_000, on db: any SQLDatabase) async throws -> RetentionStep {
-        try await RetentionStep.run(table: "outbound_jobs", time: "created_at", finished: ["done"], before: cutoff, after: after, limit: limit, on: db)
-    }
-}
-
 public enum PeriodicLock {
     /// Runs `body` in a transaction if no other process is running the same named work: on PostgreSQL through a
     /// transaction-scoped advisory lock, on SQLite (one process) through the write lock. Returns nil when another

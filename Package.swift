@@ -75,6 +75,7 @@ let package = Package(
                 "SwitchboardPipeline",
                 "SwitchboardPagerDuty",
                 "SwitchboardSalesforce",
+                "CProcessMemory",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -83,6 +84,8 @@ let package = Package(
             ],
             swiftSettings: strictSwift
         ),
+        // What the C allocator holds, and handing its freed pages back (glibc; elsewhere it says it cannot).
+        .target(name: "CProcessMemory"),
         // The PagerDuty connector: REST client, webhook v3 intake, subscription upkeep, the outbound sink.
         .target(
             name: "SwitchboardPagerDuty",

@@ -140,7 +140,9 @@ public func buildApplication(
         switchboard.retention.ready.open()
         switchboard.capture.ready.open()
     }
-    app.addServices(switchboard.processor, switchboard.dispatcher, switchboard.retention, switchboard.upkeep, switchboard.capture, QueueDepthReporter(switchboard: switchboard))
+    app.addServices(
+        switchboard.processor, switchboard.dispatcher, switchboard.retention, switchboard.upkeep, switchboard.capture,
+        QueueDepthReporter(switchboard: switchboard), FreePageReleaser())
     return app
 }
 

@@ -22,6 +22,7 @@ struct OperationsRoutes {
             }
         }
         router.get("metrics") { _, _ in
+            ProcessMemory.current().record(to: switchboard.registry)
             var buffer: [UInt8] = []
             buffer.reserveCapacity(16_384)
             switchboard.registry.emit(into: &buffer)

@@ -303,6 +303,10 @@ enum PipelineScenarios {
             let metrics = try await client.execute(uri: "/metrics", method: .get) { String(buffer: $0.body) }
             #expect(metrics.contains("switchboard_events_received_total"))
             #expect(metrics.contains("switchboard_intake_duration_seconds"))
+            #if os(Linux)
+                #expect(metrics.contains("process_resident_memory_bytes"))
+                #expect(metrics.contains("switchboard_heap_in_use_bytes"))
+            #endif
         }
     }
 }

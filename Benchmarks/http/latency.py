@@ -4,11 +4,12 @@
 Sends Salesforce trigger payloads (one new high-priority case each) to a running `switchboard serve` at a fixed
 rate, open loop (latency is measured from each event's scheduled send time, so a slow server cannot hide its
 queueing), and runs the recording sink that receives the resulting createIncident actions. Prints p50/p90/p99/max
-latency from scheduled send to the action's arrival at the sink, and the server's memory (VmRSS) over time.
+latency from scheduled send to the action's arrival at the sink, and the server's memory over time: resident (VmRSS)
+and the live heap (the server's `switchboard_heap_in_use_bytes` gauge).
 
 Usage: latency.py --target http://127.0.0.1:PORT --sink-port PORT --rate 1000 --seconds 30 [--pid PID]
 """
-import argparse, asyncio, json, os, sys, time
+import argparse, asyncio, json, os, sys, time, urllib.request
 
 
 def salesforce_id(n):
@@ -96,6 +97,16 @@ def rss(pid):
         return None
 
 
+def heap_in_use(target):
+    try:
+        with urllib.request.urlopen(target + "/metrics", timeout=2) as r:
+            for line in r.read().decode().splitlines():
+                if line.startswith("switchboard_heap_in_use_bytes "):
+                    return round(float(line.split()[1]) / 1048576, 1)
+    except OSError:
+        return None
+
+
 async def main():
     p = argparse.ArgumentParser()
     p.add_argument("--target", required=True)
@@ -121,7 +132,7 @@ async def main():
     async def sample():
         while True:
             if a.pid:
-                memory.append((round(time.perf_counter() - start), rss(a.pid)))
+                memory.append((round(time.perf_counter() - start), rss(a.pid), await asyncio.to_thread(heap_in_use, a.target)))
             await asyncio.sleep(max(1.0, a.seconds / 20))
 
     sampler = asyncio.create_task(sample())
@@ -139,7 +150,8 @@ async def main():
     print(f"events sent: {total} at {a.rate:.0f}/s target ({achieved:.0f}/s achieved), refused: {len(errors)}, actions received: {len(values)}")
     print(f"latency ms (scheduled send -> action at sink): p50 {pct(0.50):.1f}  p90 {pct(0.90):.1f}  p99 {pct(0.99):.1f}  max {values[-1]*1000 if values else float('nan'):.1f}")
     if memory:
-        print("server RSS MiB over time (s, MiB): " + ", ".join(f"{t}:{m}" for t, m in memory))
+        print("server RSS MiB over time (s, MiB): " + ", ".join(f"{t}:{m}" for t, m, _ in memory))
+        print("server live heap MiB over time (s, MiB): " + ", ".join(f"{t}:{h}" for t, _, h in memory))
 
 
 asyncio.run(main())

@@ -62,9 +62,15 @@ kill -TERM "$serve_pid"; wait "$serve_pid" || true
 python3 - "$work/latency.sqlite" <<'STATS'
 import sqlite3, sys
 rows = sqlite3.connect(sys.argv[1]).execute(
-    "SELECT updated_at - received_at FROM outbound_jobs WHERE status = 'done' AND received_at IS NOT NULL")
-ms = sorted(r[0] for r in rows)
+    "SELECT received_at, updated_at - received_at FROM outbound_jobs WHERE status = 'done' AND received_at IS NOT NULL").fetchall()
+ms = sorted(r[1] for r in rows)
 if ms:
     at = lambda q: ms[min(len(ms) - 1, int(len(ms) * q))]
     print(f"server side, event received -> action recorded (ms, {len(ms)} actions): p50 {at(.5)}  p90 {at(.9)}  p99 {at(.99)}  max {ms[-1]}")
+    # Per minute, to show whether the tail grows as the tables do.
+    first, minutes = min(r[0] for r in rows), {}
+    for received, took in rows:
+        minutes.setdefault((received - first) // 60_000, []).append(took)
+    if len(minutes) > 2:
+        print("server side p99 per minute (ms): " + ", ".join(str(sorted(v)[int(len(v) * .99)]) for k, v in sorted(minutes.items()) if len(v) > 1000))
 STATS

@@ -105,11 +105,12 @@ public final class OutboxDispatcher: Service {
         return jobs.count
     }
 
-    /// Takes up to `limit` due jobs under this worker's lease.
+    /// Takes up to `limit` due jobs under this worker's lease. The claim is not synced to disk: lost in a crash,
+    /// it leaves the jobs due, as an expired lease would, and a carried-out job's result is recorded synced.
     private func claim(limit: Int) async throws -> [OutboundJob] {
         let now = clock.millis
         return try await withDeadline(.seconds(10)) {
-            try await self.database.transaction { db in
+            try await self.database.transaction(synced: false) { db in
                 try await JobStore.claim(
                     worker: self.worker, limit: limit, now: now, leaseUntil: now + self.settings.leaseMilliseconds,
                     dialect: self.database.dialect, on: db)

@@ -23,11 +23,22 @@ public struct DatabaseError: Error, CustomStringConvertible, Sendable {
     public var description: String { message }
 }
 
+extension Database {
+    /// Runs `body` in one transaction, committed to disk when it returns, rolled back when it throws.
+    public func transaction<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+        try await transaction(synced: true, body)
+    }
+}
+
 /// One SQL database, SQLite or PostgreSQL, behind one interface.
 public protocol Database: Sendable {
     var dialect: DatabaseDialect { get }
     /// Runs `body` in one transaction: committed when it returns, rolled back when it throws.
-    func transaction<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T
+    ///
+    /// - Parameter synced: false for a write whose loss in a crash does no harm, such as a job claim (the job is
+    ///   then simply due again): its commit does not wait for the disk. Later synced commits still take it to disk
+    ///   first, as the log is written in order.
+    func transaction<T: Sendable>(synced: Bool, _ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T
     /// Runs `body` on a connection outside an explicit transaction (reads, single statements).
     func read<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T
     /// Checks that the database answers.
@@ -77,6 +88,8 @@ public final class SQLiteDatabase: Database {
     private let readLock = AsyncLock()
     private let logger: Logger
     private let closed = Mutex(false)
+    /// The writer's last `synchronous` setting was NORMAL (an unsynced transaction could not restore FULL).
+    private let syncRelaxed = Mutex(false)
 
     public init(path: String?, logger: Logger) async throws {
         self.logger = logger
@@ -136,25 +149,38 @@ public final class SQLiteDatabase: Database {
     static let writerExecutor = ThreadPoolExecutor(writerThread)
     static let readerExecutor = ThreadPoolExecutor(readerThread)
 
-    public func transaction<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+    public func transaction<T: Sendable>(synced: Bool, _ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
         // The whole transaction runs on the writer's thread: each statement is then queued behind the code that
         // issued it instead of waking another thread, twice per statement, on a machine with every core busy.
-        try await withTaskExecutorPreference(SQLiteDatabase.writerExecutor) { try await self.inTransaction(body) }
+        try await withTaskExecutorPreference(SQLiteDatabase.writerExecutor) { try await self.inTransaction(synced: synced, body) }
     }
 
-    private func inTransaction<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+    private func inTransaction<T: Sendable>(synced: Bool, _ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
         try await lock.withLock {
             let db = connection.sql()
+            // In WAL mode NORMAL commits without syncing the log; the next FULL commit syncs it, this one included.
+            // A synced transaction restores FULL first if an unsynced one could not (it runs under the same lock).
+            if synced == syncRelaxed.withLock({ $0 }) {
+                try await db.raw(synced ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL").run()
+                syncRelaxed.withLock { $0 = !synced }
+            }
             try await db.raw("BEGIN IMMEDIATE").run()
             do {
                 let result = try await body(db)
                 try await db.raw("COMMIT").run()
+                if !synced { try await restoreFullSync(db) }
                 return result
             } catch {
                 try? await db.raw("ROLLBACK").run()
+                if !synced { try? await restoreFullSync(db) }
                 throw error
             }
         }
+    }
+
+    private func restoreFullSync(_ db: any SQLDatabase) async throws {
+        try await db.raw("PRAGMA synchronous=FULL").run()
+        syncRelaxed.withLock { $0 = false }
     }
 
     public func exclusively<T: Sendable>(_ name: String, _ body: @Sendable () async throws -> T) async throws -> T? {
@@ -230,9 +256,10 @@ public final class PostgreSQLDatabase: Database {
         self.displayName = "postgres://\(host):\(components.port ?? 5432)/\(database)"
     }
 
-    public func transaction<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+    public func transaction<T: Sendable>(synced: Bool, _ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
         try await client.withTransaction(logger: logger) { connection in
-            try await body(connection.sql())
+            if !synced { try await connection.sql().raw("SET LOCAL synchronous_commit = off").run() }
+            return try await body(connection.sql())
         }
     }
 

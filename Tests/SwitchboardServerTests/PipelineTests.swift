@@ -195,7 +195,7 @@ enum PipelineScenarios {
             """
         try await Harness.run(backend, rules: rules, configure: { $0.pipeline.hopLimit = 3 }) { h, client in
             let caseId = "5003000000D8cuIAAR"
-            try await h.database.transaction { try await LinkStore.add(Link(incidentId: "Q1", object: "Case", recordId: caseId), now: 0, on: $0) }
+            _ = try await h.database.transaction { try await LinkStore.add(Link(incidentId: "Q1", object: "Case", recordId: caseId), now: 0, on: $0) }
             for round in 0..<8 {
                 // PagerDuty reports a change, Switchboard writes the case, Salesforce reports the case changed with a
                 // value no fingerprint matches (another automation rewrote it), Switchboard writes PagerDuty...

@@ -96,6 +96,35 @@ enum StorageScenarios {
         }
     }
 
+    /// An unsynced transaction (a job claim) commits like any other, and only it skips the disk sync: the
+    /// transactions after it, and one that failed, leave the connection syncing every commit again.
+    static func unsyncedTransactionsStayUnsynced(_ backend: Backend) async throws {
+        try await withTestDatabase(backend) { (db: any Database, _: String) async throws -> Void in
+            // SQLite: synchronous 2 is FULL, 1 NORMAL. PostgreSQL: synchronous_commit on or off.
+            let syncSetting: @Sendable (any SQLDatabase) async throws -> String = { sql in
+                switch db.dialect {
+                case .sqlite: return String(try await sql.raw("PRAGMA synchronous").first()?.decode(column: "synchronous", as: Int.self) ?? -1)
+                case .postgresql: return try await sql.raw("SHOW synchronous_commit").first()?.decode(column: "synchronous_commit", as: String.self) ?? "?"
+                }
+            }
+            let (full, relaxed) = db.dialect == .sqlite ? ("2", "1") : ("on", "off")
+            #expect(try await db.transaction { try await syncSetting($0) } == full)
+            let inside = try await db.transaction(synced: false) { sql in
+                _ = try await JobStore.enqueue(
+                    [NewOutboundJob(idempotencyKey: "k", eventId: nil, partitionKey: "p", action: "resolve", ruleset: nil, rule: nil, payload: "{}")],
+                    maxAttempts: 5, now: 0, on: sql)
+                return try await syncSetting(sql)
+            }
+            #expect(inside == relaxed)
+            #expect(try await db.transaction { try await syncSetting($0) } == full)
+            // The unsynced commit is visible like any other.
+            #expect(try await db.transaction { try await JobStore.claim(worker: "w", limit: 5, now: 1, leaseUntil: 100, dialect: db.dialect, on: $0) }.count == 1)
+            struct Refused: Error {}
+            await #expect(throws: (any Error).self) { try await db.transaction(synced: false) { _ in throw Refused() } }
+            #expect(try await db.transaction { try await syncSetting($0) } == full)
+        }
+    }
+
     static func linksSettingsRulesLogs(_ backend: Backend) async throws {
         try await withTestDatabase(backend) { (db: any Database, _: String) async throws -> Void in
             let link = Link(incidentId: "PINC1", object: "Case", recordId: "5003000000D8cuI")
@@ -173,8 +202,8 @@ enum StorageScenarios {
             let jobs = (1...4).map {
                 NewOutboundJob(idempotencyKey: "k\($0)", eventId: nil, partitionKey: "p\($0)", action: "resolve", ruleset: nil, rule: nil, payload: "{}")
             }
-            try await db.transaction { try await JobStore.enqueue(jobs, maxAttempts: 1, now: 10, on: $0) }
-            try await db.transaction {
+            _ = try await db.transaction { try await JobStore.enqueue(jobs, maxAttempts: 1, now: 10, on: $0) }
+            _ = try await db.transaction {
                 try await JobStore.enqueue(
                     [NewOutboundJob(idempotencyKey: "k5", eventId: nil, partitionKey: "p5", action: "resolve", ruleset: nil, rule: nil, payload: "{}")],
                     maxAttempts: 1, now: 1_000, on: $0)
@@ -229,6 +258,7 @@ struct SQLiteStorageTests {
     @Test func eventsDeduplicateAndKeepOrder() async throws { try await StorageScenarios.eventsDeduplicateAndKeepOrder(.sqlite) }
     @Test func jobsRunInOrderWithRetriesAndDeadLetters() async throws { try await StorageScenarios.jobsRunInOrderWithRetriesAndDeadLetters(.sqlite) }
     @Test func expiredLeasesAreReclaimed() async throws { try await StorageScenarios.expiredLeasesAreReclaimed(.sqlite) }
+    @Test func unsyncedTransactionsStayUnsynced() async throws { try await StorageScenarios.unsyncedTransactionsStayUnsynced(.sqlite) }
     @Test func linksSettingsRulesLogs() async throws { try await StorageScenarios.linksSettingsRulesLogs(.sqlite) }
     @Test func echoStampsAndHops() async throws { try await StorageScenarios.echoStampsAndHops(.sqlite) }
     @Test func retentionDeletesOnlyFinishedOldRows() async throws { try await StorageScenarios.retentionDeletesOnlyFinishedOldRows(.sqlite) }
@@ -247,6 +277,7 @@ struct PostgreSQLStorageTests {
     @Test func eventsDeduplicateAndKeepOrder() async throws { try await StorageScenarios.eventsDeduplicateAndKeepOrder(.postgresql) }
     @Test func jobsRunInOrderWithRetriesAndDeadLetters() async throws { try await StorageScenarios.jobsRunInOrderWithRetriesAndDeadLetters(.postgresql) }
     @Test func expiredLeasesAreReclaimed() async throws { try await StorageScenarios.expiredLeasesAreReclaimed(.postgresql) }
+    @Test func unsyncedTransactionsStayUnsynced() async throws { try await StorageScenarios.unsyncedTransactionsStayUnsynced(.postgresql) }
     @Test func linksSettingsRulesLogs() async throws { try await StorageScenarios.linksSettingsRulesLogs(.postgresql) }
     @Test func echoStampsAndHops() async throws { try await StorageScenarios.echoStampsAndHops(.postgresql) }
     @Test func retentionDeletesOnlyFinishedOldRows() async throws { try await StorageScenarios.retentionDeletesOnlyFinishedOldRows(.postgresql) }

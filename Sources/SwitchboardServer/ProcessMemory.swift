@@ -28,7 +28,8 @@ public struct ProcessMemory: Sendable, Equatable {
     /// Records both as gauges: `process_resident_memory_bytes` and `switchboard_heap_in_use_bytes`.
     public func record(to registry: PrometheusCollectorRegistry) {
         if let residentBytes {
-            let name = MetricNameDescriptor(namespace: "process", metricName: "resident_memory", unitName: "bytes", helpText: "Resident memory size in bytes.")
+            let name = MetricNameDescriptor(
+                namespace: "process", metricName: "resident_memory", unitName: "bytes", helpText: "Resident memory size in bytes.")
             registry.makeGauge(descriptor: name).set(Double(residentBytes))
         }
         if let heapInUseBytes {

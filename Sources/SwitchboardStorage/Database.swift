@@ -168,7 +168,9 @@ public final class SQLiteDatabase: Database {
             do {
                 let result = try await body(db)
                 try await db.raw("COMMIT").run()
-                if !synced { try await restoreFullSync(db) }
+                // Committed: a failure here must not report the transaction as failed. The flag stays set, and the
+                // next synced transaction restores FULL before it begins.
+                if !synced { try? await restoreFullSync(db) }
                 return result
             } catch {
                 try? await db.raw("ROLLBACK").run()

@@ -90,7 +90,8 @@ public final class PagerDutyConnections: Sendable {
     let box: SecretBox?
     let staticSecrets: [String]
     let logger: Logger
-    private let cached = Mutex<(at: ContinuousClock.Instant, connection: PagerDutyConnection?, client: PagerDutyClient?)?>(nil)
+    /// The last connection read; `at` is nil once invalidated (it is then read again, but still used if that read fails).
+    private let cached = Mutex<(at: ContinuousClock.Instant?, connection: PagerDutyConnection?, client: PagerDutyClient?)?>(nil)
 
     /// - Parameter staticSecrets: webhook secrets from the configuration (`pagerduty.webhookSecrets`), accepted too.
     public init(database: any Database, box: SecretBox?, staticSecrets: [String] = [], logger: Logger) {
@@ -101,19 +102,26 @@ public final class PagerDutyConnections: Sendable {
     }
 
     public func current() async -> (connection: PagerDutyConnection?, client: PagerDutyClient?) {
-        if let c = cached.withLock({ $0 }), ContinuousClock.now - c.at < .seconds(5) { return (c.connection, c.client) }
+        if let c = cached.withLock({ $0 }), let at = c.at, ContinuousClock.now - at < .seconds(5) { return (c.connection, c.client) }
         let box = self.box
+        let database = self.database
+        let previous = cached.withLock { $0 }
         let connection: PagerDutyConnection?
         do {
-            connection = try await database.read { db in try await PagerDutyConnection.load(box: box, on: db) }
+            // A deadline: deliveries wait for this read, and a database that went away must not hold them past
+            // PagerDuty's 5 s.
+            connection = try await withDeadline(.seconds(1)) {
+                try await database.read { db in try await PagerDutyConnection.load(box: box, on: db) }
+            }
         } catch {
             // Cancelled means the process is stopping (a busy port, say): nothing worth an error line.
             if !(error is CancellationError) {
-                logger.error("cannot read the PagerDuty connection", metadata: ["error": "\(error)"])
+                logger.error("cannot read the PagerDuty connection; using the last one read", metadata: ["error": "\(error)"])
             }
-            connection = nil
+            // The last connection read, not none: without it, its webhook secrets would be forgotten and unsigned
+            // deliveries let in.
+            connection = previous?.connection
         }
-        let previous = cached.withLock { $0 }
         var client: PagerDutyClient?
         if let connection {
             // Keep the client (and its caches) while the connection is unchanged.
@@ -135,12 +143,13 @@ public final class PagerDutyConnections: Sendable {
     /// The connection read again unless the cached one is younger than `age`. For a lookup that missed: PagerDuty
     /// may have been connected (or its subscription replaced) from the command line moments ago.
     public func refreshed(olderThan age: Duration = .milliseconds(500)) async -> (connection: PagerDutyConnection?, client: PagerDutyClient?) {
-        if let c = cached.withLock({ $0 }), ContinuousClock.now - c.at < age { return (c.connection, c.client) }
+        if let c = cached.withLock({ $0 }), let at = c.at, ContinuousClock.now - at < age { return (c.connection, c.client) }
         invalidate()
         return await current()
     }
 
-    public func invalidate() { cached.withLock { $0 = nil } }
+    /// Makes the next lookup read the connection again.
+    public func invalidate() { cached.withLock { $0?.at = nil } }
 }
 
 /// The PagerDuty sink of a running server: the current connection's, or a clear failure when not connected.

@@ -3,6 +3,7 @@ import Logging
 import SQLKit
 import Synchronization
 import SwitchboardCore
+import SwitchboardPipeline
 import SwitchboardStorage
 
 /// How Switchboard hears about record changes in an org.
@@ -151,7 +152,8 @@ public final class SalesforceConnections: Sendable {
     let database: any Database
     let box: SecretBox?
     let logger: Logger
-    private let cached = Mutex<(at: ContinuousClock.Instant, connections: [SalesforceConnection])?>(nil)
+    /// The last list read; `at` is nil once invalidated (it is then read again, but still used if that read fails).
+    private let cached = Mutex<(at: ContinuousClock.Instant?, connections: [SalesforceConnection])?>(nil)
 
     public init(database: any Database, box: SecretBox?, logger: Logger) {
         self.database = database
@@ -160,16 +162,22 @@ public final class SalesforceConnections: Sendable {
     }
 
     public func all() async -> [SalesforceConnection] {
-        if let c = cached.withLock({ $0 }), ContinuousClock.now - c.at < .seconds(5) { return c.connections }
+        if let c = cached.withLock({ $0 }), let at = c.at, ContinuousClock.now - at < .seconds(5) { return c.connections }
         let box = self.box
+        let database = self.database
         let connections: [SalesforceConnection]
         do {
-            connections = try await database.read { db in try await SalesforceConnection.loadAll(box: box, on: db) }
+            // A deadline: trigger posts wait for this read, and a database that went away must not hold them.
+            connections = try await withDeadline(.seconds(1)) {
+                try await database.read { db in try await SalesforceConnection.loadAll(box: box, on: db) }
+            }
         } catch {
             // Cancelled means the process is stopping (a busy port, say): nothing worth an error line.
             if !(error is CancellationError) {
-                logger.error("cannot read the Salesforce connections", metadata: ["error": "\(error)"])
+                logger.error("cannot read the Salesforce connections; using the last ones read", metadata: ["error": "\(error)"])
             }
+            // The last list read, not none: without it, the orgs' trigger secrets would be forgotten and unsigned
+            // posts let in.
             connections = cached.withLock { $0?.connections } ?? []
         }
         cached.withLock { $0 = (.now, connections) }
@@ -183,10 +191,11 @@ public final class SalesforceConnections: Sendable {
     /// The connections read again unless the cached list is younger than `age`. For a lookup that missed: the org
     /// may have been connected from the command line moments ago, and failing its work for good would be wrong.
     public func refreshed(olderThan age: Duration = .milliseconds(500)) async -> [SalesforceConnection] {
-        if let c = cached.withLock({ $0 }), ContinuousClock.now - c.at < age { return c.connections }
+        if let c = cached.withLock({ $0 }), let at = c.at, ContinuousClock.now - at < age { return c.connections }
         invalidate()
         return await all()
     }
 
-    public func invalidate() { cached.withLock { $0 = nil } }
+    /// Makes the next lookup read the connections again.
+    public func invalidate() { cached.withLock { $0?.at = nil } }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import SwitchboardCore
 import SwitchboardPagerDuty
 import SwitchboardPipeline
@@ -391,5 +392,34 @@ struct PagerDutyClientTests {
         #expect((limited?.retryAfter ?? 0) > 0)
         #expect(client.rateLimit?.remaining == 0)
         await simulator.stop()
+    }
+}
+
+@Suite("PagerDuty connection of a running server")
+struct PagerDutyConnectionsTests {
+    @Test("A database that stops answering: the connection read gives up within its deadline and keeps the last secrets", .timeLimit(.minutes(1)))
+    func stalledDatabaseKeepsSecrets() async throws {
+        try await withTestDatabase(.sqlite) { (db: any Database, _: String) async throws -> Void in
+            let box = try SecretBox(encodedKey: SecretBox.generateEncodedKey())
+            var connection = PagerDutyConnection(apiKey: "simulatorkey0000", region: .us, baseURL: nil, fromEmail: "switchboard@example.com")
+            connection.webhookSecrets = ["stored-secret"]
+            let stored = connection
+            try await db.transaction { try await stored.save(box: box, now: 0, on: $0) }
+            let stalling = StallingDatabase(db)
+            var logger = Logger(label: "test")
+            logger.logLevel = .critical
+            let connections = PagerDutyConnections(database: stalling, box: box, logger: logger)
+            #expect(await connections.webhookSecrets() == ["stored-secret"])
+
+            // Deliveries wait for this read: it must give up well before PagerDuty's 5 s, and forgetting the secrets
+            // would let unsigned deliveries in.
+            stalling.stall(true)
+            connections.invalidate()
+            let started = ContinuousClock.now
+            #expect(await connections.webhookSecrets() == ["stored-secret"])
+            #expect(await connections.current().client != nil)
+            #expect(ContinuousClock.now - started < .seconds(10))
+            stalling.stall(false)
+        }
     }
 }

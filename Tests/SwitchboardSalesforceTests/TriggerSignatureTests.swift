@@ -1,5 +1,8 @@
 import Foundation
+import Logging
 import SwitchboardSalesforce
+import SwitchboardStorage
+import SwitchboardTestSupport
 import Testing
 
 @Suite("Salesforce trigger signatures")
@@ -37,5 +40,29 @@ struct TriggerSignatureTests {
         #expect(refusal(body, "1700000000", "v1=zz") == .mismatch)
         #expect(refusal(body, "1700000000", expected.uppercased().replacingOccurrences(of: "V1=", with: "v1=")) == nil, "hex case does not matter")
         #expect(TriggerSignature.Refusal.mismatch.status == 403)
+    }
+}
+
+@Suite("Salesforce connections of a running server")
+struct SalesforceConnectionsTests {
+    @Test("A database that stops answering: the connections read gives up within its deadline and keeps the trigger secrets", .timeLimit(.minutes(1)))
+    func stalledDatabaseKeepsSecrets() async throws {
+        try await withTestDatabase(.sqlite) { (db: any Database, _: String) async throws -> Void in
+            let box = try SecretBox(encodedKey: SecretBox.generateEncodedKey())
+            let connection = SalesforceConnection(orgId: "00D000000000001AAA", triggerSecrets: ["trigger-secret"])
+            try await db.transaction { try await connection.save(box: box, now: 0, on: $0) }
+            let stalling = StallingDatabase(db)
+            var logger = Logger(label: "test")
+            logger.logLevel = .critical
+            let connections = SalesforceConnections(database: stalling, box: box, logger: logger)
+            #expect(await connections.all().map(\.triggerSecrets) == [["trigger-secret"]])
+
+            // Trigger posts wait for this read; with the secrets forgotten, unsigned posts would be let in.
+            stalling.stall(true)
+            let started = ContinuousClock.now
+            #expect(await connections.refreshed(olderThan: .zero).map(\.triggerSecrets) == [["trigger-secret"]])
+            #expect(ContinuousClock.now - started < .seconds(10))
+            stalling.stall(false)
+        }
     }
 }

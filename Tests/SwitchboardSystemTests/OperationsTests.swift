@@ -76,9 +76,13 @@ struct OperationsTests {
             try await Task.sleep(for: .milliseconds(100))
         }
         #expect(readiness == 503)
-        // While the database is away, a delivery is refused with 503 (the sender retries), never acknowledged and dropped.
+        // While the database is away, a delivery is refused with 503 (the sender retries), never acknowledged and dropped,
+        // and in good time: also once the server's cached connections are too old to use without reading them again.
+        try await Task.sleep(for: .milliseconds(5_500))
+        let asked = ContinuousClock.now
         let during = await HTTP.post(serve.baseURL + "/webhooks/salesforce", FaultScenarios.caseBody(2), timeout: .seconds(30))
         #expect(during?.status == 503)
+        #expect(ContinuousClock.now - asked < .seconds(15), "the refusal took \(ContinuousClock.now - asked)")
         #expect(await HTTP.get(serve.baseURL + "/healthz")?.status == 200)
 
         try await TestPostgres.setReachable(name, true)

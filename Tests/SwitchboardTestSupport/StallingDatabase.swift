@@ -1,0 +1,45 @@
+import SQLKit
+import Synchronization
+import SwitchboardStorage
+
+/// A real database that can be made to stop answering, as a PostgreSQL server that went away does: the pool's
+/// callers then wait instead of failing, which is what deadlines in the server must cope with.
+public final class StallingDatabase: Database {
+    private let wrapped: any Database
+    private let stalled = Mutex(false)
+
+    public init(_ wrapped: any Database) { self.wrapped = wrapped }
+
+    /// From now on every call waits (until cancelled), or answers again.
+    public func stall(_ stalling: Bool) { stalled.withLock { $0 = stalling } }
+
+    private func waitWhileStalled() async throws {
+        while stalled.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(20)) }
+    }
+
+    public var dialect: DatabaseDialect { wrapped.dialect }
+    public var displayName: String { wrapped.displayName }
+
+    public func transaction<T: Sendable>(synced: Bool, _ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+        try await waitWhileStalled()
+        return try await wrapped.transaction(synced: synced, body)
+    }
+
+    public func read<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+        try await waitWhileStalled()
+        return try await wrapped.read(body)
+    }
+
+    public func ping() async throws {
+        try await waitWhileStalled()
+        try await wrapped.ping()
+    }
+
+    public func run() async { await wrapped.run() }
+    public func close() async { await wrapped.close() }
+
+    public func exclusively<T: Sendable>(_ name: String, _ body: @Sendable () async throws -> T) async throws -> T? {
+        try await waitWhileStalled()
+        return try await wrapped.exclusively(name, body)
+    }
+}

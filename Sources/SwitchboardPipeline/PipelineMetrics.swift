@@ -1,25 +1,49 @@
 import CoreMetrics
 import Metrics
+import SwitchboardStorage
 
 /// The pipeline's measurements, made through swift-metrics with an explicit factory (the server passes
 /// Prometheus's), so tests and several applications in one process never share global state.
 public struct PipelineMetrics: Sendable {
     let factory: any MetricsFactory
+    // The metrics recorded for every event are made once: making one looks it up in the registry under a lock,
+    // which cost more than the recording itself.
+    private let intake: Timer
+    private let received: [String: Counter]
+    private let processed: [String: Counter]
 
     public init(factory: any MetricsFactory) {
         self.factory = factory
+        intake = Timer(label: "switchboard_intake_duration_seconds", factory: factory)
+        var received: [String: Counter] = [:]
+        for source in EventSource.allCases {
+            for duplicate in [false, true] { received[Self.key(source.rawValue, duplicate)] = Self.receivedCounter(source.rawValue, duplicate, factory) }
+        }
+        self.received = received
+        var processed: [String: Counter] = [:]
+        for status in ["processed", "echo", "ignored", "failed"] { processed[status] = Self.processedCounter(status, factory) }
+        self.processed = processed
+    }
+
+    private static func key(_ source: String, _ duplicate: Bool) -> String { duplicate ? source + "/duplicate" : source }
+
+    private static func receivedCounter(_ source: String, _ duplicate: Bool, _ factory: any MetricsFactory) -> Counter {
+        Counter(label: "switchboard_events_received_total", dimensions: [("source", source), ("duplicate", duplicate ? "true" : "false")], factory: factory)
+    }
+
+    private static func processedCounter(_ status: String, _ factory: any MetricsFactory) -> Counter {
+        Counter(label: "switchboard_events_processed_total", dimensions: [("status", status)], factory: factory)
     }
 
     /// A factory that records nothing.
     public static let none = PipelineMetrics(factory: NOOPMetricsHandler.instance)
 
     func eventReceived(source: String, duplicate: Bool) {
-        Counter(label: "switchboard_events_received_total", dimensions: [("source", source), ("duplicate", duplicate ? "true" : "false")], factory: factory)
-            .increment()
+        (received[Self.key(source, duplicate)] ?? Self.receivedCounter(source, duplicate, factory)).increment()
     }
 
     func eventProcessed(status: String) {
-        Counter(label: "switchboard_events_processed_total", dimensions: [("status", status)], factory: factory).increment()
+        (processed[status] ?? Self.processedCounter(status, factory)).increment()
     }
 
     func action(_ action: String, outcome: String) {
@@ -27,7 +51,7 @@ public struct PipelineMetrics: Sendable {
     }
 
     func intakeLatency(nanoseconds: Int64) {
-        Timer(label: "switchboard_intake_duration_seconds", factory: factory).recordNanoseconds(nanoseconds)
+        intake.recordNanoseconds(nanoseconds)
     }
 
     func endToEndLatency(nanoseconds: Int64) {

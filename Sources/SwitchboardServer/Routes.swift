@@ -203,6 +203,7 @@ struct IntakeRoutes {
             }
         }
         for _ in ids { switchboard.metrics.recordReceived(source: "salesforce", duplicate: false) }
+        for _ in 0..<duplicates { switchboard.metrics.recordReceived(source: "salesforce", duplicate: true) }
         return jsonResponse(ids.isEmpty ? .ok : .accepted, ["accepted": .number(Double(ids.count)), "duplicates": .number(Double(duplicates)), "ids": .array(ids)])
     }
 

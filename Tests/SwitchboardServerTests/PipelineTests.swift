@@ -30,6 +30,21 @@ enum PipelineScenarios {
             let deliveries = try await h.logs(LogQuery(category: "intake"))
             #expect(deliveries.count == 3)
             #expect(deliveries.contains { $0.payload == body && $0.incidentId == "PINC1" })
+
+            // The same Salesforce delivery twice: its record is counted once as new, once as a duplicate.
+            let trigger = Payloads.caseTrigger(id: "500300000000009", new: ["Priority": "Low"])
+            #expect(try await h.post(client, "/webhooks/salesforce", trigger).status == .accepted)
+            #expect(try await h.post(client, "/webhooks/salesforce", trigger).status == .ok)
+            let metrics = try await client.execute(uri: "/metrics", method: .get) { String(buffer: $0.body) }
+            func received(_ source: String, duplicate: Bool) -> String? {
+                metrics.split(separator: "\n").first {
+                    $0.hasPrefix("switchboard_events_received_total{") && $0.contains("source=\"\(source)\"") && $0.contains("duplicate=\"\(duplicate)\"")
+                }.flatMap { $0.split(separator: " ").last.map(String.init) }
+            }
+            #expect(received("pagerduty", duplicate: false) == "1")
+            #expect(received("pagerduty", duplicate: true) == "2")
+            #expect(received("salesforce", duplicate: false) == "1")
+            #expect(received("salesforce", duplicate: true) == "1")
         }
     }
 

@@ -286,7 +286,7 @@ final class Stack: @unchecked Sendable {
     // MARK: waiting
 
     /// Waits until `condition` holds; fails the test naming `what` when it does not within `seconds`.
-    func eventually(_ what: String, seconds: Double = 20, sourceLocation: SourceLocation = #_sourceLocation, _ condition: () async throws -> Bool) async throws {
+    func eventually(_ what: String, seconds: Double = 60, sourceLocation: SourceLocation = #_sourceLocation, _ condition: () async throws -> Bool) async throws {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
             if try await condition() { return }
@@ -299,7 +299,7 @@ final class Stack: @unchecked Sendable {
     /// Waits until nothing is in flight anywhere: every trigger post and webhook delivered, every event processed,
     /// every job finished; twice in a row, since one finished job may cause another delivery. Used before asserting
     /// that something did *not* happen.
-    func settle(seconds: Double = 20, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+    func settle(seconds: Double = 60, sourceLocation: SourceLocation = #_sourceLocation) async throws {
         var quietChecks = 0
         try await eventually("everything to settle", seconds: seconds, sourceLocation: sourceLocation) {
             let posts = try JSONParser.parseValue(try #require(await HTTP.get(salesforceURL + "/_simulator/trigger-posts")).body).arrayValue ?? []

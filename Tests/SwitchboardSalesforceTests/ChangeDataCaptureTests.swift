@@ -367,7 +367,7 @@ fileprivate struct CDCHarness {
 fileprivate struct TimedOut: Error {}
 
 /// Polls `condition` until it holds, failing the test after `timeout`.
-fileprivate func eventually(_ what: String, timeout: Duration = .seconds(30), _ condition: () async -> Bool) async throws {
+fileprivate func eventually(_ what: String, timeout: Duration = .seconds(60), _ condition: () async -> Bool) async throws {
     let deadline = ContinuousClock.now + timeout
     while ContinuousClock.now < deadline {
         if await condition() { return }
@@ -614,7 +614,7 @@ struct ChangeDataCaptureTests {
         task.cancel()
         try await task.value
         // Well inside the 30-second poll, with room for a loaded machine.
-        #expect(ContinuousClock.now - start < .seconds(5))
+        #expect(ContinuousClock.now - start < .seconds(10))
         await h.stop()
     }
 
@@ -630,7 +630,7 @@ struct ChangeDataCaptureTests {
         await group.triggerGracefulShutdown()
         try await task.value
         // Well inside the 30-second poll, with room for a loaded machine.
-        #expect(ContinuousClock.now - start < .seconds(5))
+        #expect(ContinuousClock.now - start < .seconds(10))
         await h.stop()
     }
 }

@@ -81,7 +81,7 @@ struct Harness: Sendable {
     }
 
     /// Waits until `condition` holds, checking every few milliseconds (for the workers' own loops).
-    func eventually(_ what: String, timeout: Duration = .seconds(10), _ condition: () async throws -> Bool) async throws {
+    func eventually(_ what: String, timeout: Duration = .seconds(60), _ condition: () async throws -> Bool) async throws {
         let deadline = ContinuousClock.now + timeout
         while try await !condition() {
             guard ContinuousClock.now < deadline else { throw HarnessTimeout(what: what) }

@@ -75,7 +75,7 @@ struct SimulateCommandTests {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let out = dir.file("sim.log")
-        FileManager.default.createFile(atPath: out, contents: nil)
+        _ = FileManager.default.createFile(atPath: out, contents: nil)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: ServeProcess.binary)
         process.arguments = ["simulate", "pagerduty", "--port", "0"]

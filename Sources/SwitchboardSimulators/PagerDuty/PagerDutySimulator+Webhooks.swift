@@ -74,16 +74,18 @@ extension PagerDutySimulator {
     /// Each subscription delivers in order, one at a time, like PagerDuty (later webhooks wait behind a failing one).
     private func enqueue(_ event: JSONValue, for subscription: String) {
         let continuation = state.withLock { s -> AsyncStream<JSONValue>.Continuation in
+            s.deliveriesInFlight += 1
             if let existing = s.queues[subscription] { return existing }
             let (stream, continuation) = AsyncStream.makeStream(of: JSONValue.self)
             s.queues[subscription] = continuation
             Task { for await next in stream { await self.deliver(next, subscription: subscription) } }
             return continuation
         }
-        continuation.yield(event)
+        if case .terminated = continuation.yield(event) { state.withLock { $0.deliveriesInFlight -= 1 } }
     }
 
     private func deliver(_ event: JSONValue, subscription: String) async {
+        defer { state.withLock { $0.deliveriesInFlight -= 1 } }
         guard let sub = state.withLock({ $0.account.subscriptions[subscription] }), sub.active, !sub.temporarilyDisabled else { return }
         let body = event.serialized()
         let bytes = Array(body.utf8)

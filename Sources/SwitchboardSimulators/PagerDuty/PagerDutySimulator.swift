@@ -63,6 +63,8 @@ public final class PagerDutySimulator: Sendable {
         var window = (start: Date(), count: 0)
         var rateLimitPerMinute: Int
         var queues: [String: AsyncStream<JSONValue>.Continuation] = [:]
+        /// Webhooks queued and not yet answered, retried to the end, or dropped.
+        var deliveriesInFlight = 0
     }
 
     let options: Options
@@ -110,6 +112,9 @@ public final class PagerDutySimulator: Sendable {
     public var requests: [RecordedRequest] { state.withLock { $0.requests } }
     public var violations: [OpenAPIViolation] { state.withLock { $0.violations } }
     public var deliveries: [Delivery] { state.withLock { $0.deliveries } }
+    /// Webhooks on their way: queued, being sent or waiting to be retried. Zero means every event emitted so far has
+    /// been delivered or given up.
+    public var deliveriesInFlight: Int { state.withLock { $0.deliveriesInFlight } }
 
     public func incident(_ id: String) -> JSONValue? { state.withLock { $0.account.incidents[id].map(JSONValue.object) } }
     public var incidents: [JSONValue] { state.withLock { s in s.account.incidentOrder.compactMap { s.account.incidents[$0].map(JSONValue.object) } } }

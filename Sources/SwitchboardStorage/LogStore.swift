@@ -43,6 +43,22 @@ public struct LogEntry: Sendable, Hashable {
         self.payload = payload
     }
 
+    /// The entry with every NUL character replaced by U+FFFD.
+    var withoutNUL: LogEntry {
+        func clean(_ s: String?) -> String? {
+            guard let s, s.utf8.contains(0) else { return s }
+            return s.replacingOccurrences(of: "\u{0}", with: "\u{FFFD}")
+        }
+        guard [category, message, incidentId, recordId, payload].contains(where: { $0?.utf8.contains(0) == true }) else { return self }
+        var e = self
+        e.category = clean(category) ?? ""
+        e.message = clean(message) ?? ""
+        e.incidentId = clean(incidentId)
+        e.recordId = clean(recordId)
+        e.payload = clean(payload)
+        return e
+    }
+
     init(row: any SQLRow) throws {
         id = try row.decode(column: "id", as: Int64.self)
         at = try row.decode(column: "at", as: Int64.self)
@@ -83,10 +99,12 @@ public struct LogQuery: Sendable {
 }
 
 public enum LogStore {
+    /// Writes the entries. A NUL character (a malformed delivery may hold one) is kept as U+FFFD: PostgreSQL refuses it in
+    /// text, and SQLite would give the text back cut short at it.
     public static func write(_ entries: [LogEntry], on db: any SQLDatabase) async throws {
         guard !entries.isEmpty else { return }
         var query = SQLQueryString("INSERT INTO logs (at, level, category, message, incident_id, record_id, event_id, payload) VALUES ")
-        for (i, e) in entries.enumerated() {
+        for (i, e) in entries.map(\.withoutNUL).enumerated() {
             if i > 0 { query += ", " }
             query += """
                 (\(bind: e.at), \(bind: e.level.rawValue), \(bind: e.category), \(bind: e.message), \(bind: e.incidentId), \(bind: e.recordId), \

@@ -51,6 +51,8 @@ enum PipelineScenarios {
     static func badInputIsRefusedAndLogged(_ backend: Backend) async throws {
         try await Harness.run(backend) { h, client in
             #expect(try await h.post(client, "/webhooks/pagerduty", "{not json").status == .badRequest)
+            // A NUL byte, which PostgreSQL refuses in text: still refused and logged.
+            #expect(try await h.post(client, "/webhooks/pagerduty", "{\u{0}}").status == .badRequest)
             #expect(try await h.post(client, "/webhooks/pagerduty", "{}", contentType: "text/plain").status == .unsupportedMediaType)
             #expect(try await h.post(client, "/webhooks/pagerduty", "{\"hello\": 1}").status == .badRequest)
             let huge = "{\"event\": {\"id\": \"x\", \"pad\": \"" + String(repeating: "a", count: 10 * 1024 * 1024) + "\"}}"
@@ -61,8 +63,9 @@ enum PipelineScenarios {
             #expect(bad.body["error"]?["message"]?.stringValue?.contains("record object") == true)
             #expect(try await h.events().isEmpty)
             let errors = try await h.logs(LogQuery(minimumLevel: .error))
-            #expect(errors.count == 6)
+            #expect(errors.count == 7)
             #expect(errors.contains { $0.payload == "{not json" })
+            #expect(errors.contains { $0.payload == "{\u{FFFD}}" })
         }
     }
 

@@ -40,6 +40,48 @@ enum StorageScenarios {
         }
     }
 
+    /// Whatever text a delivery holds is stored and read back unchanged, in groups of any size, with ids in the order
+    /// given; a NUL character in a log entry (a malformed delivery may hold one) does not lose the entry.
+    static func groupsOfAnyTextRoundTrip(_ backend: Backend) async throws {
+        try await withTestDatabase(backend) { (db: any Database, _: String) async throws -> Void in
+            let awkward = [
+                #"{"quote":"\"","backslash":"\\","tab":"\t"}"#, "line\nbreak\r\ttab \u{1} \u{1F} \"quoted\" back\\slash / solidus",
+                "café 日本語 😀 e\u{301} \u{2028}\u{2029} \u{FEFF}", "", " ", "null", "[1,2]", String(repeating: "x", count: 70_000),
+            ]
+            let events = (0..<300).map { i in
+                NewInboundEvent(source: i % 2 == 0 ? .pagerduty : .salesforce, externalId: "ext-\(i)-\(awkward[i % awkward.count].prefix(20))",
+                    partitionKey: "pd:\(awkward[(i + 1) % awkward.count].prefix(10))", payload: awkward[i % awkward.count])
+            }
+            let ids = try await db.transaction { try await EventStore.insert(events, now: 7, on: $0) }
+            #expect(ids.allSatisfy { $0 != nil })
+            #expect(ids.compactMap { $0 } == ids.compactMap { $0 }.sorted(), "ids follow the order given")
+            let stored = try await db.read { try await EventStore.list(limit: 1000, on: $0) }.reversed()
+            #expect(stored.map(\.externalId) == events.map(\.externalId))
+            #expect(stored.map(\.partitionKey) == events.map(\.partitionKey))
+            #expect(stored.map(\.payload) == events.map(\.payload))
+            #expect(stored.allSatisfy { $0.receivedAt == 7 && $0.status == "pending" })
+
+            let first = awkward.enumerated().map { i, text in
+                LogEntry(at: Int64(1_000 + i), level: .info, category: "intake", message: "message \(text.prefix(50))", incidentId: i % 2 == 0 ? "Q\(i)" : nil,
+                    recordId: i % 3 == 0 ? nil : "500\(i)", eventId: i % 2 == 0 ? ids[i] : nil, payload: i % 4 == 0 ? nil : text)
+            }
+            try await db.transaction { try await LogStore.write(first, on: $0) }
+            // A NUL character (a malformed delivery may hold one): the group still goes in, the NUL kept as U+FFFD.
+            let second = [first[first.count - 1], LogEntry(at: 2_000, level: .error, category: "intake", message: "refused\u{0}", payload: "{\u{0}not json")]
+            try await db.transaction { try await LogStore.write(second, on: $0) }
+            let entries = first + [LogEntry(at: 2_000, level: .error, category: "intake", message: "refused\u{FFFD}", payload: "{\u{FFFD}not json")]
+            let read = try await db.read { try await LogStore.query(LogQuery(limit: 100), on: $0) }.reversed()
+            let written = entries + [entries[entries.count - 2]]
+            #expect(read.count == written.count)
+            for (r, w) in zip(read, written.sorted { $0.at < $1.at }) {
+                #expect(r.at == w.at && r.level == w.level && r.category == w.category && r.message == w.message)
+                #expect(r.incidentId == w.incidentId && r.recordId == w.recordId && r.eventId == w.eventId)
+                // An intake entry without a payload shows its event's.
+                #expect(r.payload == (w.payload ?? w.eventId.flatMap { id in stored.first { $0.id == id }?.payload }))
+            }
+        }
+    }
+
     static func jobsRunInOrderWithRetriesAndDeadLetters(_ backend: Backend) async throws {
         try await withTestDatabase(backend) { (db: any Database, _: String) async throws -> Void in
             let jobs = (0..<3).map {
@@ -256,6 +298,7 @@ enum StorageScenarios {
 struct SQLiteStorageTests {
     @Test func migrations() async throws { try await StorageScenarios.migrations(.sqlite) }
     @Test func eventsDeduplicateAndKeepOrder() async throws { try await StorageScenarios.eventsDeduplicateAndKeepOrder(.sqlite) }
+    @Test func groupsOfAnyTextRoundTrip() async throws { try await StorageScenarios.groupsOfAnyTextRoundTrip(.sqlite) }
     @Test func jobsRunInOrderWithRetriesAndDeadLetters() async throws { try await StorageScenarios.jobsRunInOrderWithRetriesAndDeadLetters(.sqlite) }
     @Test func expiredLeasesAreReclaimed() async throws { try await StorageScenarios.expiredLeasesAreReclaimed(.sqlite) }
     @Test func unsyncedTransactionsStayUnsynced() async throws { try await StorageScenarios.unsyncedTransactionsStayUnsynced(.sqlite) }
@@ -275,6 +318,7 @@ struct SQLiteStorageTests {
 struct PostgreSQLStorageTests {
     @Test func migrations() async throws { try await StorageScenarios.migrations(.postgresql) }
     @Test func eventsDeduplicateAndKeepOrder() async throws { try await StorageScenarios.eventsDeduplicateAndKeepOrder(.postgresql) }
+    @Test func groupsOfAnyTextRoundTrip() async throws { try await StorageScenarios.groupsOfAnyTextRoundTrip(.postgresql) }
     @Test func jobsRunInOrderWithRetriesAndDeadLetters() async throws { try await StorageScenarios.jobsRunInOrderWithRetriesAndDeadLetters(.postgresql) }
     @Test func expiredLeasesAreReclaimed() async throws { try await StorageScenarios.expiredLeasesAreReclaimed(.postgresql) }
     @Test func unsyncedTransactionsStayUnsynced() async throws { try await StorageScenarios.unsyncedTransactionsStayUnsynced(.postgresql) }

@@ -52,6 +52,13 @@ public protocol Database: Sendable {
     /// Runs `body` unless another process is running work of the same name (nil then). On PostgreSQL a session
     /// advisory lock is held for the whole of `body`; a SQLite file has one process, so `body` just runs.
     func exclusively<T: Sendable>(_ name: String, _ body: @Sendable () async throws -> T) async throws -> T?
+    /// Why a new connection fails, in the server's words (a database that does not exist, a password refused, a port
+    /// where nothing listens); nil when one can be made. A pool retries quietly, so its callers only see time run out.
+    func connectionProblem() async -> String?
+}
+
+extension Database {
+    public func connectionProblem() async -> String? { nil }
 }
 
 /// A stable 64-bit key for an advisory lock name.
@@ -256,6 +263,37 @@ public final class PostgreSQLDatabase: Database {
         self.client = PostgresClient(configuration: configuration, backgroundLogger: poolLogger)
         self.logger = logger
         self.displayName = "postgres://\(host):\(components.port ?? 5432)/\(database)"
+        self.connectionSettings = (host, components.port ?? 5432, components.user ?? "postgres", components.password, database, mode)
+    }
+
+    /// What a single connection outside the pool needs, to learn why the pool cannot connect.
+    private let connectionSettings: (host: String, port: Int, user: String, password: String?, database: String, sslmode: String)
+
+    public func connectionProblem() async -> String? {
+        let s = connectionSettings
+        do {
+            let tls: PostgresConnection.Configuration.TLS
+            switch s.sslmode {
+            case "disable": tls = .disable
+            case "prefer", "allow": tls = .prefer(try NIOSSLContext(configuration: .makeClientConfiguration()))
+            default: tls = .require(try NIOSSLContext(configuration: .makeClientConfiguration()))
+            }
+            var configuration = PostgresConnection.Configuration(host: s.host, port: s.port, username: s.user, password: s.password, database: s.database, tls: tls)
+            configuration.options.connectTimeout = .seconds(5)
+            var quiet = logger
+            quiet.logLevel = .critical
+            let logger = quiet
+            let connection = try await PostgresConnection.connect(configuration: configuration, id: 0, logger: logger)
+            try? await connection.close()
+            return nil
+        } catch let error as PSQLError {
+            // The server's own words when it answered (no such database, authentication failed), else the socket's.
+            if let message = error.serverInfo?[.message] { return message }
+            if let underlying = error.underlying { return "\(underlying)" }
+            return String(String(reflecting: error).prefix(300))
+        } catch {
+            return "\(error)"
+        }
     }
 
     public func transaction<T: Sendable>(synced: Bool, _ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {

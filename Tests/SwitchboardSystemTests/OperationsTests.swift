@@ -12,8 +12,27 @@ struct OperationsTests {
         #expect(missing.output.contains("error: cannot open the SQLite database /nonexistent-dir/switchboard.sqlite: the directory /nonexistent-dir does not exist"))
         let refused = try await runSwitchboard(["migrate", "--database-url", "postgres://nobody:secret@127.0.0.1:1/none"], timeout: 60)
         #expect(refused.status == 3)
-        #expect(refused.output.contains("error: cannot use the database postgres://127.0.0.1:1/none"))
+        #expect(refused.output.contains("error: cannot use the database postgres://127.0.0.1:1/none: it refuses connections:"))
+        #expect(refused.output.contains("Connection refused"))
         #expect(!refused.output.contains("secret"))
+    }
+
+    @Test(
+        "A PostgreSQL server that answers but refuses: its reason is named (no such database, wrong password), exit 3",
+        .enabled(if: TestPostgres.isAvailable, Comment(rawValue: TestPostgres.skipReason)))
+    func refusingDatabaseIsNamed() async throws {
+        let admin = try #require(TestPostgres.adminURL.flatMap { URLComponents(string: $0) })
+        var missing = admin
+        missing.path = "/switchboard_no_such_database"
+        let noDatabase = try await runSwitchboard(["migrate", "--database-url", try #require(missing.string)], timeout: 60)
+        #expect(noDatabase.status == 3)
+        #expect(noDatabase.output.contains("it refuses connections: database \"switchboard_no_such_database\" does not exist"), "\(noDatabase.output)")
+        var wrong = admin
+        wrong.password = "not-the-password"
+        let badPassword = try await runSwitchboard(["migrate", "--database-url", try #require(wrong.string)], timeout: 60)
+        #expect(badPassword.status == 3)
+        #expect(badPassword.output.contains("authentication failed"), "\(badPassword.output)")
+        #expect(!badPassword.output.contains("not-the-password"))
     }
 
     @Test("Bad configuration names every bad key and its variable, exit 1")

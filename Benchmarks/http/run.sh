@@ -47,6 +47,15 @@ intake() { # label database-url connections
     kill -TERM "$serve_pid"; wait "$serve_pid" || true
 }
 
+# The machine's own yardstick, measured in the same run: a route that does no work (`/healthz`). Machines of the same
+# kind differ several-fold in speed from day to day, so the intake rates below are also given as a share of this one.
+start_serve "$work/calibration.sqlite"
+echo "== yardstick: GET /healthz, a route that does no work (wrk -t2 -c64 -d10s, three runs)"
+for run in 1 2 3; do
+    wrk -t2 -c64 -d10s "http://127.0.0.1:$port/healthz" | grep -E "Requests/sec" | sed "s/^/  run $run: /"
+done
+kill -TERM "$serve_pid"; wait "$serve_pid" || true
+
 # 64 connections, and 256 as in a burst of deliveries: more requests in flight make larger group commits.
 intake "SQLite (WAL, synchronous=FULL)" "$work/intake.sqlite" 64
 intake "SQLite (WAL, synchronous=FULL)" "$work/intake-256.sqlite" 256

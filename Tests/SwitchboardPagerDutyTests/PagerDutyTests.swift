@@ -399,15 +399,10 @@ struct PagerDutyClientTests {
 struct PagerDutyConnectionsTests {
     @Test("A database that stops answering: the connection read gives up within its deadline and keeps the last secrets", .timeLimit(.minutes(1)))
     func stalledDatabaseKeepsSecrets() async throws {
-        try await withTestDatabase(.sqlite) { (db: any Database, _: String) async throws -> Void in
-            let box = try SecretBox(encodedKey: SecretBox.generateEncodedKey())
-            var connection = PagerDutyConnection(apiKey: "simulatorkey0000", region: .us, baseURL: nil, fromEmail: "switchboard@example.com")
-            connection.webhookSecrets = ["stored-secret"]
-            let stored = connection
-            try await db.transaction { try await stored.save(box: box, now: 0, on: $0) }
-            let stalling = StallingDatabase(db)
-            var logger = Logger(label: "test")
-            logger.logLevel = .critical
+        var connection = PagerDutyConnection(apiKey: "simulatorkey0000", region: .us, baseURL: nil, fromEmail: "switchboard@example.com")
+        connection.webhookSecrets = ["stored-secret"]
+        let stored = connection
+        try await StallingDatabase.withFilled({ box, db in try await stored.save(box: box, now: 0, on: db) }) { stalling, box, logger in
             let connections = PagerDutyConnections(database: stalling, box: box, logger: logger)
             #expect(await connections.webhookSecrets() == ["stored-secret"])
 

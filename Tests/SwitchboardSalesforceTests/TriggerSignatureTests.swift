@@ -47,13 +47,8 @@ struct TriggerSignatureTests {
 struct SalesforceConnectionsTests {
     @Test("A database that stops answering: the connections read gives up within its deadline and keeps the trigger secrets", .timeLimit(.minutes(1)))
     func stalledDatabaseKeepsSecrets() async throws {
-        try await withTestDatabase(.sqlite) { (db: any Database, _: String) async throws -> Void in
-            let box = try SecretBox(encodedKey: SecretBox.generateEncodedKey())
-            let connection = SalesforceConnection(orgId: "00D000000000001AAA", triggerSecrets: ["trigger-secret"])
-            try await db.transaction { try await connection.save(box: box, now: 0, on: $0) }
-            let stalling = StallingDatabase(db)
-            var logger = Logger(label: "test")
-            logger.logLevel = .critical
+        let connection = SalesforceConnection(orgId: "00D000000000001AAA", triggerSecrets: ["trigger-secret"])
+        try await StallingDatabase.withFilled({ box, db in try await connection.save(box: box, now: 0, on: db) }) { stalling, box, logger in
             let connections = SalesforceConnections(database: stalling, box: box, logger: logger)
             #expect(await connections.all().map(\.triggerSecrets) == [["trigger-secret"]])
 

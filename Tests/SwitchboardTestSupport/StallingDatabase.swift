@@ -1,3 +1,4 @@
+import Logging
 import SQLKit
 import Synchronization
 import SwitchboardStorage
@@ -41,5 +42,22 @@ public final class StallingDatabase: Database {
     public func exclusively<T: Sendable>(_ name: String, _ body: @Sendable () async throws -> T) async throws -> T? {
         try await waitWhileStalled()
         return try await wrapped.exclusively(name, body)
+    }
+}
+
+extension StallingDatabase {
+    /// A fresh SQLite database, filled by `fill` under a new secret key, then handed to `body` behind a
+    /// `StallingDatabase`, with the key and a quiet logger.
+    public static func withFilled(
+        _ fill: @Sendable (SecretBox, any SQLDatabase) async throws -> Void,
+        _ body: @Sendable (StallingDatabase, SecretBox, Logger) async throws -> Void
+    ) async throws {
+        try await withTestDatabase(.sqlite) { (db: any Database, _: String) async throws -> Void in
+            let box = try SecretBox(encodedKey: SecretBox.generateEncodedKey())
+            try await db.transaction { try await fill(box, $0) }
+            var logger = Logger(label: "test")
+            logger.logLevel = .critical
+            try await body(StallingDatabase(db), box, logger)
+        }
     }
 }

@@ -102,10 +102,10 @@ public final class PagerDutyConnections: Sendable {
     }
 
     public func current() async -> (connection: PagerDutyConnection?, client: PagerDutyClient?) {
-        if let c = cached.withLock({ $0 }), let at = c.at, ContinuousClock.now - at < .seconds(5) { return (c.connection, c.client) }
+        let previous = cached.withLock { $0 }
+        if let previous, let at = previous.at, ContinuousClock.now - at < .seconds(5) { return (previous.connection, previous.client) }
         let box = self.box
         let database = self.database
-        let previous = cached.withLock { $0 }
         let connection: PagerDutyConnection?
         do {
             // A deadline: deliveries wait for this read, and a database that went away must not hold them past

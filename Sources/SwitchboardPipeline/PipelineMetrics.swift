@@ -9,23 +9,21 @@ public struct PipelineMetrics: Sendable {
     // The metrics recorded for every event are made once: making one looks it up in the registry under a lock,
     // which cost more than the recording itself.
     private let intake: Timer
-    private let received: [String: Counter]
+    private let received: [String: (new: Counter, duplicate: Counter)]
     private let processed: [String: Counter]
 
     public init(factory: any MetricsFactory) {
         self.factory = factory
         intake = Timer(label: "switchboard_intake_duration_seconds", factory: factory)
-        var received: [String: Counter] = [:]
-        for source in EventSource.allCases {
-            for duplicate in [false, true] { received[Self.key(source.rawValue, duplicate)] = Self.receivedCounter(source.rawValue, duplicate, factory) }
+        var received: [String: (new: Counter, duplicate: Counter)] = [:]
+        for source in EventSource.allCases.map(\.rawValue) {
+            received[source] = (Self.receivedCounter(source, false, factory), Self.receivedCounter(source, true, factory))
         }
         self.received = received
         var processed: [String: Counter] = [:]
         for status in ["processed", "echo", "ignored", "failed"] { processed[status] = Self.processedCounter(status, factory) }
         self.processed = processed
     }
-
-    private static func key(_ source: String, _ duplicate: Bool) -> String { duplicate ? source + "/duplicate" : source }
 
     private static func receivedCounter(_ source: String, _ duplicate: Bool, _ factory: any MetricsFactory) -> Counter {
         Counter(label: "switchboard_events_received_total", dimensions: [("source", source), ("duplicate", duplicate ? "true" : "false")], factory: factory)
@@ -39,7 +37,7 @@ public struct PipelineMetrics: Sendable {
     public static let none = PipelineMetrics(factory: NOOPMetricsHandler.instance)
 
     func eventReceived(source: String, duplicate: Bool) {
-        (received[Self.key(source, duplicate)] ?? Self.receivedCounter(source, duplicate, factory)).increment()
+        ((duplicate ? received[source]?.duplicate : received[source]?.new) ?? Self.receivedCounter(source, duplicate, factory)).increment()
     }
 
     func eventProcessed(status: String) {

@@ -282,8 +282,7 @@ public final class PostgreSQLDatabase: Database {
             configuration.options.connectTimeout = .seconds(5)
             var quiet = logger
             quiet.logLevel = .critical
-            let logger = quiet
-            let connection = try await PostgresConnection.connect(configuration: configuration, id: 0, logger: logger)
+            let connection = try await PostgresConnection.connect(configuration: configuration, id: 0, logger: quiet)
             try? await connection.close()
             return nil
         } catch let error as PSQLError {

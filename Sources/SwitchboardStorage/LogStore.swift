@@ -45,17 +45,13 @@ public struct LogEntry: Sendable, Hashable {
 
     /// The entry with every NUL character replaced by U+FFFD.
     var withoutNUL: LogEntry {
-        func clean(_ s: String?) -> String? {
-            guard let s, s.utf8.contains(0) else { return s }
-            return s.replacingOccurrences(of: "\u{0}", with: "\u{FFFD}")
-        }
-        guard [category, message, incidentId, recordId, payload].contains(where: { $0?.utf8.contains(0) == true }) else { return self }
+        func clean(_ s: String) -> String { s.utf8.contains(0) ? s.replacingOccurrences(of: "\u{0}", with: "\u{FFFD}") : s }
         var e = self
-        e.category = clean(category) ?? ""
-        e.message = clean(message) ?? ""
-        e.incidentId = clean(incidentId)
-        e.recordId = clean(recordId)
-        e.payload = clean(payload)
+        e.category = clean(category)
+        e.message = clean(message)
+        e.incidentId = incidentId.map(clean)
+        e.recordId = recordId.map(clean)
+        e.payload = payload.map(clean)
         return e
     }
 

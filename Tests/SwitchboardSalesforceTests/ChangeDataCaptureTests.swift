@@ -348,9 +348,11 @@ fileprivate struct CDCHarness {
         initialReplay: ChangeDataCaptureConsumer.InitialReplay = .newEvents
     ) -> ChangeDataCaptureConsumer {
         let fake = fake
+        // Handshakes and subscribes get room for a loaded machine: one that timed out would start an extra handshake,
+        // and the tests count them.
         return ChangeDataCaptureConsumer(
             configuration: .init(
-                apiVersion: "62.0", channels: channels, ownClient: "switchboard", connectTimeout: .seconds(5), requestTimeout: .seconds(2),
+                apiVersion: "62.0", channels: channels, ownClient: "switchboard", connectTimeout: .seconds(5), requestTimeout: .seconds(15),
                 reconnectDelay: .milliseconds(20), maxReconnectDelay: .milliseconds(200), initialReplay: initialReplay),
             sessions: sessions, replayIds: store, httpClient: http, logger: Self.logger,
             onReplayTooOld: { channel in await recorder.noteTooOld(channel, subscribesSoFar: fake.subscribes.count) },

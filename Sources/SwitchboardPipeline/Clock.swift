@@ -50,57 +50,83 @@ public struct Backoff: Sendable {
     }
 }
 
-/// Wakes a worker loop early when new work is written, instead of waiting for its next poll.
+/// Wakes a worker loop early when new work is written, instead of waiting for its next poll. A notification while
+/// nobody waits is kept for the next wait; a wait that times out leaves nothing behind (a spare wake-up would cost the
+/// loop an empty look at the database).
 public final class Signal: Sendable {
-    private let state = Mutex<(pending: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
+    private struct State {
+        var pending = false
+        var waiter: (id: UInt64, continuation: CheckedContinuation<Void, Never>)?
+        var nextId: UInt64 = 0
+        /// A wait whose time ran out before its continuation was in place: it must not start waiting.
+        var expired: UInt64?
+    }
+
+    private let state = Mutex(State())
 
     public init() {}
 
     public func notify() {
-        let waiter: CheckedContinuation<Void, Never>? = state.withLock { s in
-            if let w = s.waiter {
-                s.waiter = nil
-                return w
+        let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
+            guard let w = s.waiter else {
+                s.pending = true
+                return nil
             }
-            s.pending = true
-            return nil
+            s.waiter = nil
+            return w.continuation
         }
         waiter?.resume()
     }
 
     /// Returns at the next notification or after `timeout`, whichever comes first.
     public func wait(timeout: Duration) async {
-        let consumed = state.withLock { s -> Bool in
+        let id = state.withLock { s -> UInt64? in
             if s.pending {
                 s.pending = false
-                return true
+                return nil
             }
-            return false
+            s.nextId += 1
+            return s.nextId
         }
-        if consumed { return }
+        guard let id else { return }
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-                    let resumeNow = self.state.withLock { s -> Bool in
-                        if s.pending {
+                    let (resumeNow, replaced) = self.state.withLock { s -> (Bool, CheckedContinuation<Void, Never>?) in
+                        if s.pending || s.expired == id {
                             s.pending = false
-                            return true
+                            return (true, nil)
                         }
-                        s.waiter?.resume()
-                        s.waiter = c
-                        return false
+                        // One waiter at a time: an earlier one (a loop that moved on) is let go.
+                        let earlier = s.waiter?.continuation
+                        s.waiter = (id, c)
+                        return (false, earlier)
                     }
+                    replaced?.resume()
                     if resumeNow { c.resume() }
                 }
             }
             group.addTask {
                 try? await Task.sleep(for: timeout)
-                // Also on cancellation: it releases the waiter so the group can end (a spare wake-up is harmless).
-                self.notify()
+                // Also on cancellation: it releases this wait's continuation so the group can end.
+                self.release(id)
             }
             await group.next()
             group.cancelAll()
         }
+    }
+
+    /// Ends the wait `id` if it is still waiting, without leaving a notification for the next one.
+    private func release(_ id: UInt64) {
+        let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
+            guard let w = s.waiter, w.id == id else {
+                s.expired = id
+                return nil
+            }
+            s.waiter = nil
+            return w.continuation
+        }
+        waiter?.resume()
     }
 }
 

@@ -44,7 +44,9 @@ public final class EventProcessor: Service {
             while !Task.isCancelled {
                 do {
                     let done = try await self.processBatch()
-                    if done == 0 {
+                    if done == 0 || (done < self.settings.processBatchSize / 4 && self.database.dialect == .sqlite) {
+                        // On SQLite a short batch held every pending event (PostgreSQL's claim offers one per partition
+                        // and skips rows other processes hold, so there it looks again): wait for the next delivery.
                         await self.wakeUp.wait(timeout: self.settings.pollInterval)
                     } else if done < self.settings.processBatchSize && done >= self.settings.processBatchSize / 4 {
                         // Under load, let a few more events gather: one batch of many costs the same statements as one.

@@ -24,7 +24,10 @@ public final class OutboxDispatcher: Service {
     /// Jobs claimed and not yet finished by the run loop.
     private let inHand = Atomic<Int>(0)
     /// Records what carry-outs finishing close together did, in one transaction.
-    private let recorder: GroupCommit<Recording, Set<Int64>>
+    private let recorder: GroupCommit<Recording, Recorded>
+    /// The last claim took every free place (or found none): a job finishing frees a place that due jobs may be
+    /// waiting for.
+    private let placesShort = Atomic<Bool>(false)
 
     public init(
         database: any Database, sink: any OutboundSink, clock: any WallClock, settings: PipelineSettings, log: IntegrationLog,
@@ -57,6 +60,7 @@ public final class OutboxDispatcher: Service {
                     do {
                         let free = self.settings.dispatchConcurrency - self.inHand.load(ordering: .acquiring)
                         let jobs = free > 0 ? try await self.claim(limit: free) : []
+                        self.placesShort.store(jobs.count >= free, ordering: .releasing)
                         if jobs.isEmpty {
                             // Nothing due, or no free place: a new job or a finished one wakes the loop.
                             await self.wakeUp.wait(timeout: free > 0 ? try await self.idleWait() : self.settings.pollInterval)
@@ -64,14 +68,16 @@ public final class OutboxDispatcher: Service {
                         }
                         self.inHand.add(jobs.count, ordering: .acquiringAndReleasing)
                         group.addTask {
+                            var lookAgain = true
                             do {
-                                try await self.carryOut(jobs)
+                                lookAgain = try await self.carryOut(jobs)
                             } catch {
                                 self.logger.error("recording dispatched jobs failed; they run again after their lease", metadata: ["error": "\(error)"])
                             }
                             self.inHand.subtract(jobs.count, ordering: .acquiringAndReleasing)
-                            // Their places are free, and later jobs of their partitions may now run.
-                            self.wakeUp.notify()
+                            // Look again only where it may find something: later jobs of their partitions may now run, a
+                            // retry was scheduled, or due jobs were waiting for a place. Otherwise new jobs wake the loop.
+                            if lookAgain || self.placesShort.load(ordering: .acquiring) { self.wakeUp.notify() }
                         }
                         if jobs.count < free {
                             await self.wakeUp.wait(timeout: self.settings.pollInterval)
@@ -119,9 +125,11 @@ public final class OutboxDispatcher: Service {
     }
 
     /// Performs claimed jobs concurrently, then records every success in one transaction (shared with the carry-outs
-    /// that finish at the same time).
-    private func carryOut(_ jobs: [OutboundJob]) async throws {
-        guard !jobs.isEmpty else { return }
+    /// that finish at the same time). Returns true when a claim may now find more: a job failed (its retry is
+    /// scheduled) or later jobs of the same partitions are pending.
+    @discardableResult
+    private func carryOut(_ jobs: [OutboundJob]) async throws -> Bool {
+        guard !jobs.isEmpty else { return false }
         let prepared = try await prepare(jobs)
         let results = await withTaskGroup(of: (OutboundJob, Result<Done, ActionFailure>).self) { group in
             for (job, step) in zip(jobs, prepared) {
@@ -144,13 +152,17 @@ public final class OutboxDispatcher: Service {
             return all.sorted { $0.0.id < $1.0.id }
         }
         var successes: [(OutboundJob, Done)] = []
+        var failed = false
         for (job, result) in results {
             switch result {
             case .success(let done): successes.append((job, done))
-            case .failure(let failure): try? await fail(job, failure)
+            case .failure(let failure):
+                failed = true
+                try? await fail(job, failure)
             }
         }
-        try await record(successes)
+        let followers = try await record(successes)
+        return failed || followers
     }
 
     private struct Done: Sendable {
@@ -218,9 +230,10 @@ public final class OutboxDispatcher: Service {
         }
     }
 
-    /// Records successes: jobs done, new links, origin stamps and log entries, in one transaction.
-    private func record(_ successes: [(OutboundJob, Done)]) async throws {
-        guard !successes.isEmpty else { return }
+    /// Records successes: jobs done, new links, origin stamps and log entries, in one transaction. Returns whether
+    /// later jobs of their partitions are pending.
+    private func record(_ successes: [(OutboundJob, Done)]) async throws -> Bool {
+        guard !successes.isEmpty else { return false }
         let now = clock.millis
         var links: [Link] = []
         var stamps: [(target: String, fingerprint: String, ttl: Int64)] = []
@@ -248,21 +261,24 @@ public final class OutboxDispatcher: Service {
         }
         let results = successes.map { ($0.0.id, $0.1.outcome.detail ?? $0.1.outcome.createdIncidentId ?? $0.1.outcome.createdRecordId) }
         // Unrecorded successes (the database went away) run again after their lease: their keys keep them single.
-        let recorded = try await recorder.submit(Recording(now: now, results: results, links: links, stamps: stamps, entries: entries))
+        let recorded = try await recorder.submit(
+            Recording(now: now, results: results, partitions: successes.map(\.0.partitionKey), links: links, stamps: stamps, entries: entries))
         for (job, done) in successes {
-            guard recorded.contains(job.id) else {
+            guard recorded.ids.contains(job.id) else {
                 logger.warning("job \(job.id) finished after its lease passed to another process; its result is not recorded twice")
                 continue
             }
             metrics.action(job.action, outcome: done.note == nil ? "done" : "skipped")
             if let received = job.receivedAt { metrics.endToEndLatency(nanoseconds: max(0, now - received) * 1_000_000) }
         }
+        return recorded.followersPending
     }
 
     /// What one carry-out has to record.
     struct Recording: Sendable {
         var now: Int64
         var results: [(id: Int64, result: String?)]
+        var partitions: [String]
         var links: [Link]
         var stamps: [(target: String, fingerprint: String, ttl: Int64)]
         var entries: [Int64: LogEntry]
@@ -270,18 +286,26 @@ public final class OutboxDispatcher: Service {
 
     /// Records the results of carry-outs that finish close together in one transaction: with jobs carried out as they
     /// come, a transaction (and a disk sync) per carry-out would keep the single writer busy under steady load.
-    private static func recorder(database: any Database, worker: String) -> GroupCommit<Recording, Set<Int64>> {
+    /// What a group's transaction recorded.
+    struct Recorded: Sendable {
+        var ids: Set<Int64>
+        /// Jobs of the group's partitions are still pending (over the whole group: a spare look is harmless).
+        var followersPending: Bool
+    }
+
+    private static func recorder(database: any Database, worker: String) -> GroupCommit<Recording, Recorded> {
         GroupCommit { recordings in
             let now = recordings.map(\.now).max() ?? 0
             let recorded = try await withDeadline(.seconds(15)) {
-                try await database.transaction { db -> Set<Int64> in
+                try await database.transaction { db -> Recorded in
                     // A job whose lease passed to another process is that process's to record.
                     let recorded = try await JobStore.complete(recordings.flatMap(\.results), worker: worker, now: now, on: db)
                     try await LinkStore.addMany(recordings.flatMap(\.links), by: "rule", now: now, on: db)
                     try await OriginStampStore.addMany(recordings.flatMap(\.stamps), now: now, on: db)
                     let entries = recordings.reduce(into: [Int64: LogEntry]()) { all, r in all.merge(r.entries) { first, _ in first } }
                     try await LogStore.write(recorded.sorted().compactMap { entries[$0] }, on: db)
-                    return recorded
+                    let followers = try await JobStore.anyOpen(partitions: Set(recordings.flatMap(\.partitions)), on: db)
+                    return Recorded(ids: recorded, followersPending: followers)
                 }
             }
             return Array(repeating: recorded, count: recordings.count)

@@ -158,6 +158,17 @@ extension JobStore {
             """
         return Set(try await db.raw(query).all().map { try $0.decode(column: "id", as: Int64.self) })
     }
+
+    /// Whether any job of these partitions is pending or running (read from the open rows' partial index).
+    public static func anyOpen(partitions: Set<String>, on db: any SQLDatabase) async throws -> Bool {
+        guard !partitions.isEmpty else { return false }
+        return try await db.raw(anyOpenQuery(partitions: partitions)).first() != nil
+    }
+
+    /// The statement `anyOpen` runs (its plan is checked by the tests).
+    public static func anyOpenQuery(partitions: Set<String>) -> SQLQueryString {
+        "SELECT 1 AS x FROM outbound_jobs WHERE partition_key IN (\(binds: partitions.sorted())) AND status IN ('pending', 'running') LIMIT 1"
+    }
 }
 
 /// A rule's hop count on one subject, read and written in bulk by the processor.

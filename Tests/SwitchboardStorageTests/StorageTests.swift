@@ -411,6 +411,31 @@ struct ClaimPlanTests {
         }
     }
 
+    @Test("Asking whether a partition has open jobs reads the open jobs' partial index; it never scans the jobs")
+    func openJobsOfPartitionsUseThePartialIndex() async throws {
+        try await withTestDatabase(.sqlite) { (db: any Database, _: String) async throws -> Void in
+            var explain: SQLQueryString = "EXPLAIN QUERY PLAN "
+            explain += JobStore.anyOpenQuery(partitions: ["case:1", "case:2"])
+            let statement = explain
+            let plan = try await db.read { try await $0.raw(statement).all() }.compactMap { try? $0.decode(column: "detail", as: String.self) }
+            #expect(plan.contains { $0.hasPrefix("SEARCH") && $0.contains("outbound_open_by_partition") }, "\(plan)")
+            #expect(!plan.contains { $0.hasPrefix("SCAN") }, "\(plan)")
+
+            let jobs = [("a1", "case:1"), ("a2", "case:1"), ("b1", "case:2")].map { key, partition in
+                NewOutboundJob(idempotencyKey: key, eventId: nil, partitionKey: partition, action: "createIncident", ruleset: nil, rule: nil, payload: "{}")
+            }
+            try await db.transaction { try await JobStore.enqueue(jobs, maxAttempts: 3, now: 1, on: $0) }
+            let claimed = try await db.transaction { try await JobStore.claim(worker: "w", limit: 10, now: 2, leaseUntil: 100, dialect: .sqlite, on: $0) }
+            #expect(claimed.map(\.idempotencyKey) == ["a1", "b1"])
+            let followers = try await db.transaction { db -> (Bool, Bool) in
+                _ = try await JobStore.complete(claimed.map { ($0.id, nil) }, worker: "w", now: 3, on: db)
+                return (try await JobStore.anyOpen(partitions: ["case:1"], on: db), try await JobStore.anyOpen(partitions: ["case:2"], on: db))
+            }
+            #expect(followers == (true, false), "case:1 still has a2 pending; case:2 has nothing open")
+            #expect(try await db.read { try await JobStore.anyOpen(partitions: [], on: $0) } == false)
+        }
+    }
+
     @Test("Queue depths count the open statuses from an index; they never read every event or job")
     func queueDepthsUseTheIndex() async throws {
         try await withTestDatabase(.sqlite) { (db: any Database, _: String) async throws -> Void in

@@ -43,5 +43,26 @@ struct ProcessMemoryTests {
             }
             #expect(held - released > 32 << 20, "resident \(held >> 20) MiB before the release, \(released >> 20) MiB after")
         }
+
+        /// The server keeps freed pages for reuse (glibc would hand back the top of a heap at large frees, and the pages
+        /// fault in again, zeroed, at the next allocation); its once-a-minute release must still give them all back.
+        @Test func keptPagesStillGoBackAtTheRelease() async throws {
+            #expect(ProcessMemory.keepFreedPagesUntilReleased())
+            let (held, released) = try await withCheckedThrowingContinuation { (c: CheckedContinuation<(Int, Int), any Error>) in
+                Thread {
+                    let blocks = (0..<20_480).map { _ in
+                        let block = UnsafeMutableRawPointer.allocate(byteCount: 8_192, alignment: 16)
+                        block.initializeMemory(as: UInt8.self, repeating: 1, count: 8_192)
+                        return block
+                    }
+                    for block in blocks.reversed() { block.deallocate() }
+                    let held = ProcessMemory.current().residentBytes ?? 0
+                    ProcessMemory.releaseFreePages()
+                    let released = ProcessMemory.current().residentBytes ?? 0
+                    c.resume(returning: (held, released))
+                }.start()
+            }
+            #expect(held - released > 96 << 20, "resident \(held >> 20) MiB after freeing 160 MiB, \(released >> 20) MiB after the release")
+        }
     #endif
 }

@@ -89,3 +89,33 @@ struct DocumentTests {
         }
     }
 }
+
+@Suite("Writing JSON")
+struct JSONWritingTests {
+    @Test("Text is escaped where JSON requires it and kept as it is elsewhere; keys keep their order")
+    func escapesAndOrder() throws {
+        let value: JSONValue = .object([
+            "plain": "Case 00001234", "quote\"key": "say \"hi\"", "path": "C:\\temp\\x", "lines": "a\nb\r\nc\td",
+            "control": "\u{01}x\u{1F}", "wide": "café ✓ 🚒 e\u{301}", "": "", "mixed": "🚒\"\\\u{0}end",
+        ])
+        let text = value.serialized()
+        #expect(
+            text
+                == #"{"plain":"Case 00001234","quote\"key":"say \"hi\"","path":"C:\\temp\\x","lines":"a\nb\r\nc\td","control":"\u0001x\u001f","wide":"café ✓ 🚒 é","":"","mixed":"🚒\"\\\u0000end"}"#
+        )
+        #expect(try JSONParser.parseValue(text) == value)
+        #expect(try JSONParser.parseValue(value.serialized(pretty: true)) == value)
+    }
+
+    @Test("Any text survives writing and reading back")
+    func anyTextRoundTrips() throws {
+        var generator = SystemRandomNumberGenerator()
+        let alphabet: [Unicode.Scalar] = ["a", "\"", "\\", "\n", "\u{0}", "\u{1F}", "\u{7F}", "é", "\u{301}", "✓", "🚒", "\u{2028}", "/"]
+        for _ in 0..<500 {
+            var s = String.UnicodeScalarView()
+            for _ in 0..<Int.random(in: 0..<24, using: &generator) { s.append(alphabet.randomElement(using: &generator) ?? "a") }
+            let value = JSONValue.array([.string(String(s)), .object([String(s): .string(String(s))])])
+            #expect(try JSONParser.parseValue(value.serialized()) == value, "\(String(s).debugDescription)")
+        }
+    }
+}

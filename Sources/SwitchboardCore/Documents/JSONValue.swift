@@ -103,12 +103,16 @@ extension JSONValue {
                 return
             }
             out += "{"
-            for (i, entry) in object.entries.enumerated() {
-                if i > 0 { out += "," }
+            // Keys in order, each looked up once; no array of entries is built for every object written.
+            var first = true
+            for key in object.keys {
+                guard let value = object[key] else { continue }
+                if !first { out += "," }
+                first = false
                 if pretty { out += "\n" + String(repeating: "  ", count: indent + 1) }
-                JSONValue.writeString(entry.key, to: &out)
+                JSONValue.writeString(key, to: &out)
                 out += pretty ? ": " : ":"
-                entry.value.write(to: &out, pretty: pretty, indent: indent + 1)
+                value.write(to: &out, pretty: pretty, indent: indent + 1)
             }
             if pretty { out += "\n" + String(repeating: "  ", count: indent) }
             out += "}"
@@ -117,19 +121,32 @@ extension JSONValue {
 
     static func writeString(_ s: String, to out: inout String) {
         out += "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
+        // Text between the bytes that need escaping is appended in runs (those bytes are ASCII, so never inside a
+        // multi-byte character); text with none, the usual case, is appended whole.
+        var text = s
+        var escaped = false
+        text.withUTF8 { bytes in
+            var run = 0
+            for i in bytes.indices {
+                let byte = bytes[i]
+                guard byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte < 0x20 else { continue }
+                escaped = true
+                if run < i { out += String(decoding: UnsafeBufferPointer(rebasing: bytes[run..<i]), as: UTF8.self) }
+                switch byte {
+                case UInt8(ascii: "\""): out += "\\\""
+                case UInt8(ascii: "\\"): out += "\\\\"
+                case 0x0A: out += "\\n"
+                case 0x0D: out += "\\r"
+                case 0x09: out += "\\t"
+                default:
+                    let hex = String(byte, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                }
+                run = i + 1
             }
+            if escaped, run < bytes.count { out += String(decoding: UnsafeBufferPointer(rebasing: bytes[run...]), as: UTF8.self) }
         }
+        if !escaped { out += s }
         out += "\""
     }
 }

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import SwitchboardCore
 
 /// Verifies `X-PagerDuty-Signature`: one or more comma-separated `v1=<hex>` entries, each an HMAC-SHA256 of the raw
 /// body under a subscription secret. Any entry matching any secret passes (secrets rotate); the comparison takes
@@ -28,7 +29,7 @@ public enum WebhookSignature {
 
     /// The header PagerDuty would send for a body and secret (simulators and tests sign with it).
     public static func sign(body: [UInt8], secret: String) -> String {
-        "v1=" + HMAC<SHA256>.authenticationCode(for: body, using: SymmetricKey(data: Array(secret.utf8))).map { String(format: "%02x", $0) }.joined()
+        "v1=" + HMAC<SHA256>.authenticationCode(for: body, using: SymmetricKey(data: Array(secret.utf8))).hexString
     }
 
     static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import SwitchboardCore
 
 /// The signature the Salesforce package puts on every post (`docs/salesforce-package.md`, "Wire contract"):
 /// `X-Switchboard-Signature: v1=<hex HMAC-SHA256(secret, timestamp + "." + raw body)>`, with the Unix-seconds
@@ -71,7 +72,7 @@ public enum TriggerSignature {
         return Array(hmac.finalize())
     }
 
-    static func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
+    static func hex(_ bytes: [UInt8]) -> String { bytes.hexString }
 
     static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
         guard a.count == b.count else { return false }

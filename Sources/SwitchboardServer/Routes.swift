@@ -174,7 +174,7 @@ struct IntakeRoutes {
         }
         // One event per record, in the order of the batch; a redelivered batch has the same ids.
         let delivery = request.header("Idempotency-Key")
-            ?? SHA256.hash(data: Array(buffer: body)).map { String(format: "%02x", $0) }.joined()
+            ?? SHA256.hash(data: Array(buffer: body)).hexString
         let newMap = (json["new"] ?? json["newMap"]).flatMap(Self.map) ?? JSONObject()
         let oldMap = (json["old"] ?? json["oldMap"]).flatMap(Self.map)
         var events: [NewInboundEvent] = []
@@ -219,7 +219,7 @@ struct IntakeRoutes {
             try await logRejection("Salesforce actions", "refused: \(error)", payload: String(buffer: body))
             throw IntakeError(.badRequest, "\(error)")
         }
-        let delivery = SHA256.hash(data: Array(buffer: body)).map { String(format: "%02x", $0) }.joined()
+        let delivery = SHA256.hash(data: Array(buffer: body)).hexString
         let now = switchboard.clock.millis
         let requests = decoded.requests
         let entry = switchboard.log.entry(

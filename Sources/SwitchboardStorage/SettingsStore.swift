@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import SQLKit
+import SwitchboardCore
 
 /// Encrypts secrets at rest (API keys, OAuth keys, webhook secrets) with AES-GCM under a 256-bit key that
 /// lives outside the database: in the environment or in a key file.
@@ -25,7 +26,7 @@ public struct SecretBox: Sendable {
 
     /// A new random key, hex-encoded, for `switchboard` to suggest on first start.
     public static func generateEncodedKey() -> String {
-        SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) }.map { String(format: "%02x", $0) }.joined()
+        SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) }.hexString
     }
 
     public func seal(_ plaintext: String) throws -> String {

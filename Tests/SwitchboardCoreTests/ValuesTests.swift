@@ -96,3 +96,14 @@ struct ValuesTests {
         #expect(schema.field(named: "ParentWhizbang__c")?.type == .reference)
     }
 }
+
+@Suite("Hexadecimal text")
+struct HexTests {
+    @Test("Bytes become two lowercase digits each")
+    func hexDigits() {
+        #expect([UInt8]([0x00, 0x0F, 0xA5, 0xFF, 0x10]).hexString == "000fa5ff10")
+        #expect([UInt8]().hexString == "")
+        #expect((0...255).map { UInt8($0) }.hexString.count == 512)
+        #expect(Array("hi".utf8).hexString == "6869")
+    }
+}

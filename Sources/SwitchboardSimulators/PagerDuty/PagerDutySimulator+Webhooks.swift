@@ -89,7 +89,7 @@ extension PagerDutySimulator {
         guard let sub = state.withLock({ $0.account.subscriptions[subscription] }), sub.active, !sub.temporarilyDisabled else { return }
         let body = event.serialized()
         let bytes = Array(body.utf8)
-        let signature = "v1=" + HMAC<SHA256>.authenticationCode(for: bytes, using: SymmetricKey(data: Array(sub.secret.utf8))).map { String(format: "%02x", $0) }.joined()
+        let signature = "v1=" + HMAC<SHA256>.authenticationCode(for: bytes, using: SymmetricKey(data: Array(sub.secret.utf8))).hexString
         let webhookId = UUID().uuidString.lowercased()
         var dropped = false
         for attempt in 1...max(1, options.deliveryAttempts) {

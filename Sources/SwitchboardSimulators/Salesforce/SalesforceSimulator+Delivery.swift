@@ -18,7 +18,7 @@ extension SalesforceSimulator {
     /// Lowercase hex HMAC-SHA256 of `timestamp + "." + body`, the package's `X-Switchboard-Signature` (after `v1=`).
     public static func triggerSignature(secret: String, timestamp: String, body: String) -> String {
         let mac = HMAC<SHA256>.authenticationCode(for: Array((timestamp + "." + body).utf8), using: SymmetricKey(data: Array(secret.utf8)))
-        return mac.map { String(format: "%02x", $0) }.joined()
+        return mac.hexString
     }
 
     /// Each object's batches go out one at a time, in order, like Queueables chained per object.

@@ -284,8 +284,6 @@ public final class OutboxDispatcher: Service {
         var entries: [Int64: LogEntry]
     }
 
-    /// Records the results of carry-outs that finish close together in one transaction: with jobs carried out as they
-    /// come, a transaction (and a disk sync) per carry-out would keep the single writer busy under steady load.
     /// What a group's transaction recorded.
     struct Recorded: Sendable {
         var ids: Set<Int64>
@@ -293,6 +291,8 @@ public final class OutboxDispatcher: Service {
         var followersPending: Bool
     }
 
+    /// Records the results of carry-outs that finish close together in one transaction: with jobs carried out as they
+    /// come, a transaction (and a disk sync) per carry-out would keep the single writer busy under steady load.
     private static func recorder(database: any Database, worker: String) -> GroupCommit<Recording, Recorded> {
         GroupCommit { recordings in
             let now = recordings.map(\.now).max() ?? 0

@@ -36,8 +36,9 @@ public struct PipelineMetrics: Sendable {
     /// A factory that records nothing.
     public static let none = PipelineMetrics(factory: NOOPMetricsHandler.instance)
 
-    func eventReceived(source: String, duplicate: Bool) {
-        ((duplicate ? received[source]?.duplicate : received[source]?.new) ?? Self.receivedCounter(source, duplicate, factory)).increment()
+    func eventReceived(source: String, duplicate: Bool, count: Int = 1) {
+        guard count > 0 else { return }
+        ((duplicate ? received[source]?.duplicate : received[source]?.new) ?? Self.receivedCounter(source, duplicate, factory)).increment(by: count)
     }
 
     func eventProcessed(status: String) {
@@ -66,5 +67,5 @@ public struct PipelineMetrics: Sendable {
 
     /// Recorded by the HTTP intake, which knows when a request arrived.
     public func recordIntake(nanoseconds: Int64) { intakeLatency(nanoseconds: nanoseconds) }
-    public func recordReceived(source: String, duplicate: Bool) { eventReceived(source: source, duplicate: duplicate) }
+    public func recordReceived(source: String, duplicate: Bool, count: Int = 1) { eventReceived(source: source, duplicate: duplicate, count: count) }
 }

@@ -43,7 +43,7 @@ public enum TriggerSignature {
 
     /// `v1=<hex>` for a body signed at `timestamp` (the package's `SwitchboardSignature.sign`).
     public static func sign(secret: String, timestamp: Int64, body: [UInt8]) -> String {
-        "v1=" + hex(mac(secret: secret, timestamp: String(timestamp), body: body))
+        "v1=" + mac(secret: secret, timestamp: String(timestamp), body: body).hexString
     }
 
     /// Checks a post's headers against the org's secrets (several while one rotates) at `now` (Unix seconds).
@@ -71,8 +71,6 @@ public enum TriggerSignature {
         hmac.update(data: body)
         return Array(hmac.finalize())
     }
-
-    static func hex(_ bytes: [UInt8]) -> String { bytes.hexString }
 
     static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
         guard a.count == b.count else { return false }

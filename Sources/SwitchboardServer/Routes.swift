@@ -202,8 +202,8 @@ struct IntakeRoutes {
             case .duplicate: duplicates += 1
             }
         }
-        for _ in ids { switchboard.metrics.recordReceived(source: "salesforce", duplicate: false) }
-        for _ in 0..<duplicates { switchboard.metrics.recordReceived(source: "salesforce", duplicate: true) }
+        switchboard.metrics.recordReceived(source: "salesforce", duplicate: false, count: ids.count)
+        switchboard.metrics.recordReceived(source: "salesforce", duplicate: true, count: duplicates)
         return jsonResponse(ids.isEmpty ? .ok : .accepted, ["accepted": .number(Double(ids.count)), "duplicates": .number(Double(duplicates)), "ids": .array(ids)])
     }
 

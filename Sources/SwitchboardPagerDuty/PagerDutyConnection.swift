@@ -90,8 +90,9 @@ public final class PagerDutyConnections: Sendable {
     let box: SecretBox?
     let staticSecrets: [String]
     let logger: Logger
-    /// The last connection read; `at` is nil once invalidated (it is then read again, but still used if that read fails).
-    private let cached = Mutex<(at: ContinuousClock.Instant?, connection: PagerDutyConnection?, client: PagerDutyClient?)?>(nil)
+    /// The last connection read (with its client), and whether it is still fresh; a stale one is read again, but
+    /// still used if that read fails.
+    private let cached = Mutex<(freshness: ReadFreshness, connection: PagerDutyConnection?, client: PagerDutyClient?)>((ReadFreshness(), nil, nil))
 
     /// - Parameter staticSecrets: webhook secrets from the configuration (`pagerduty.webhookSecrets`), accepted too.
     public init(database: any Database, box: SecretBox?, staticSecrets: [String] = [], logger: Logger) {
@@ -103,7 +104,7 @@ public final class PagerDutyConnections: Sendable {
 
     public func current() async -> (connection: PagerDutyConnection?, client: PagerDutyClient?) {
         let previous = cached.withLock { $0 }
-        if let previous, let at = previous.at, ContinuousClock.now - at < .seconds(5) { return (previous.connection, previous.client) }
+        if previous.freshness.isFresh(within: .seconds(5)) { return (previous.connection, previous.client) }
         let box = self.box
         let database = self.database
         let connection: PagerDutyConnection?
@@ -120,18 +121,21 @@ public final class PagerDutyConnections: Sendable {
             }
             // The last connection read, not none: without it, its webhook secrets would be forgotten and unsigned
             // deliveries let in.
-            connection = previous?.connection
+            connection = previous.connection
         }
         var client: PagerDutyClient?
         if let connection {
             // Keep the client (and its caches) while the connection is unchanged.
-            if let previous, previous.connection == connection, let same = previous.client {
+            if previous.connection == connection, let same = previous.client {
                 client = same
             } else {
                 client = PagerDutyClient(configuration: connection.configuration, logger: logger)
             }
         }
-        cached.withLock { $0 = (.now, connection, client) }
+        cached.withLock { c in
+            c.freshness.record(ticket: previous.freshness.ticket)
+            (c.connection, c.client) = (connection, client)
+        }
         return (connection, client)
     }
 
@@ -143,13 +147,14 @@ public final class PagerDutyConnections: Sendable {
     /// The connection read again unless the cached one is younger than `age`. For a lookup that missed: PagerDuty
     /// may have been connected (or its subscription replaced) from the command line moments ago.
     public func refreshed(olderThan age: Duration = .milliseconds(500)) async -> (connection: PagerDutyConnection?, client: PagerDutyClient?) {
-        if let c = cached.withLock({ $0 }), let at = c.at, ContinuousClock.now - at < age { return (c.connection, c.client) }
+        let c = cached.withLock { $0 }
+        if c.freshness.isFresh(within: age) { return (c.connection, c.client) }
         invalidate()
         return await current()
     }
 
-    /// Makes the next lookup read the connection again.
-    public func invalidate() { cached.withLock { $0?.at = nil } }
+    /// Makes the next lookup read the connection again, and any read already under way count as stale.
+    public func invalidate() { cached.withLock { $0.freshness.invalidate() } }
 }
 
 /// The PagerDuty sink of a running server: the current connection's, or a clear failure when not connected.

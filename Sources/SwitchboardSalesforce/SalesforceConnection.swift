@@ -152,8 +152,9 @@ public final class SalesforceConnections: Sendable {
     let database: any Database
     let box: SecretBox?
     let logger: Logger
-    /// The last list read; `at` is nil once invalidated (it is then read again, but still used if that read fails).
-    private let cached = Mutex<(at: ContinuousClock.Instant?, connections: [SalesforceConnection])?>(nil)
+    /// The last list read (nil before the first), and whether it is still fresh; a stale list is read again, but
+    /// still used if that read fails.
+    private let cached = Mutex<(freshness: ReadFreshness, connections: [SalesforceConnection]?)>((ReadFreshness(), nil))
 
     public init(database: any Database, box: SecretBox?, logger: Logger) {
         self.database = database
@@ -162,7 +163,8 @@ public final class SalesforceConnections: Sendable {
     }
 
     public func all() async -> [SalesforceConnection] {
-        if let c = cached.withLock({ $0 }), let at = c.at, ContinuousClock.now - at < .seconds(5) { return c.connections }
+        let (fresh, ticket) = cached.withLock { c in (c.freshness.isFresh(within: .seconds(5)) ? c.connections : nil, c.freshness.ticket) }
+        if let fresh { return fresh }
         let box = self.box
         let database = self.database
         let connections: [SalesforceConnection]
@@ -178,9 +180,12 @@ public final class SalesforceConnections: Sendable {
             }
             // The last list read, not none: without it, the orgs' trigger secrets would be forgotten and unsigned
             // posts let in.
-            connections = cached.withLock { $0?.connections } ?? []
+            connections = cached.withLock { $0.connections } ?? []
         }
-        cached.withLock { $0 = (.now, connections) }
+        cached.withLock { c in
+            c.freshness.record(ticket: ticket)
+            c.connections = connections
+        }
         return connections
     }
 
@@ -191,11 +196,11 @@ public final class SalesforceConnections: Sendable {
     /// The connections read again unless the cached list is younger than `age`. For a lookup that missed: the org
     /// may have been connected from the command line moments ago, and failing its work for good would be wrong.
     public func refreshed(olderThan age: Duration = .milliseconds(500)) async -> [SalesforceConnection] {
-        if let c = cached.withLock({ $0 }), let at = c.at, ContinuousClock.now - at < age { return c.connections }
+        if let fresh = cached.withLock({ $0.freshness.isFresh(within: age) ? $0.connections : nil }) { return fresh }
         invalidate()
         return await all()
     }
 
-    /// Makes the next lookup read the connections again.
-    public func invalidate() { cached.withLock { $0?.at = nil } }
+    /// Makes the next lookup read the connections again, and any read already under way count as stale.
+    public func invalidate() { cached.withLock { $0.freshness.invalidate() } }
 }

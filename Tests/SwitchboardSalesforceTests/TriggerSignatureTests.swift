@@ -60,4 +60,25 @@ struct SalesforceConnectionsTests {
             stalling.stall(false)
         }
     }
+
+    @Test("A read that began before an org was connected does not hide it once the connections are invalidated", .timeLimit(.minutes(1)))
+    func readOverlappingAChange() async throws {
+        let first = SalesforceConnection(orgId: "00D000000000001AAA", triggerSecrets: ["first-secret"])
+        try await StallingDatabase.withFilled({ box, db in try await first.save(box: box, now: 0, on: db) }) { stalling, box, logger in
+            let connections = SalesforceConnections(database: stalling, box: box, logger: logger)
+            // A background reader (change capture's reconcile, another org's post) reads the list just before the
+            // command line connects a second org, and hands its answer back after the invalidation.
+            stalling.holdAnswers(true)
+            let early = Task { await connections.all() }
+            while stalling.answersHeld == 0 { try await Task.sleep(for: .milliseconds(5)) }
+            let second = SalesforceConnection(orgId: "00D000000000002AAA", triggerSecrets: ["second-secret"])
+            try await stalling.transaction { try await second.save(box: box, now: 0, on: $0) }
+            connections.invalidate()
+            stalling.holdAnswers(false)
+            #expect(await early.value.count <= 1, "the early read saw the list before the change")
+            // Before, the early answer was kept as fresh for 5 s and the second org's signed posts were refused.
+            #expect(await connections.all().map(\.orgId) == [first.orgId, second.orgId])
+            #expect(await connections.refreshed().count == 2)
+        }
+    }
 }

@@ -481,3 +481,24 @@ struct ClaimPlanTests {
         }
     }
 }
+
+@Suite("Cached reads: freshness")
+struct ReadFreshnessTests {
+    @Test("A read is fresh for its age; an invalidation during a read leaves its answer stale")
+    func invalidationDuringARead() {
+        let start = ContinuousClock.now
+        var freshness = ReadFreshness()
+        #expect(!freshness.isFresh(within: .seconds(5), now: start), "nothing read yet")
+        freshness.record(at: start, ticket: freshness.ticket)
+        #expect(freshness.isFresh(within: .seconds(5), now: start + .seconds(4)))
+        #expect(!freshness.isFresh(within: .seconds(5), now: start + .seconds(5)))
+
+        let ticket = freshness.ticket
+        freshness.invalidate()
+        #expect(!freshness.isFresh(within: .seconds(5), now: start))
+        freshness.record(at: start, ticket: ticket)
+        #expect(!freshness.isFresh(within: .seconds(5), now: start), "the read began before the invalidation")
+        freshness.record(at: start, ticket: freshness.ticket)
+        #expect(freshness.isFresh(within: .seconds(5), now: start))
+    }
+}

@@ -8,11 +8,19 @@ import SwitchboardStorage
 public final class StallingDatabase: Database {
     private let wrapped: any Database
     private let stalled = Mutex(false)
+    private let holding = Mutex((on: false, held: 0))
 
     public init(_ wrapped: any Database) { self.wrapped = wrapped }
 
     /// From now on every call waits (until cancelled), or answers again.
     public func stall(_ stalling: Bool) { stalled.withLock { $0 = stalling } }
+
+    /// From now on reads run, then keep their answer until released: a read that began before a change returns
+    /// what it saw before it, after the change.
+    public func holdAnswers(_ on: Bool) { holding.withLock { $0.on = on } }
+
+    /// How many reads have held their answer so far.
+    public var answersHeld: Int { holding.withLock { $0.held } }
 
     private func waitWhileStalled() async throws {
         while stalled.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(20)) }
@@ -28,7 +36,10 @@ public final class StallingDatabase: Database {
 
     public func read<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
         try await waitWhileStalled()
-        return try await wrapped.read(body)
+        let answer = try await wrapped.read(body)
+        guard holding.withLock({ h in h.held += h.on ? 1 : 0; return h.on }) else { return answer }
+        while holding.withLock({ $0.on }) { try await Task.sleep(for: .milliseconds(5)) }
+        return answer
     }
 
     public func ping() async throws {

@@ -180,8 +180,10 @@ public final class SQLiteDatabase: Database {
                 if !synced { try? await restoreFullSync(db) }
                 return result
             } catch {
-                try? await db.raw("ROLLBACK").run()
-                if !synced { try? await restoreFullSync(db) }
+                // Also when cancelled (a deadline passed): SQLite's thread pool refuses work from a cancelled task, and
+                // a transaction left open would make every later one on this connection fail.
+                try? await Task.detached { try await db.raw("ROLLBACK").run() }.value
+                if !synced { try? await Task.detached { try await self.restoreFullSync(db) }.value }
                 throw error
             }
         }

@@ -17,6 +17,32 @@ enum StorageScenarios {
         }
     }
 
+    /// A transaction whose task is cancelled midway (a deadline passed) rolls back and leaves the database usable.
+    static func cancelledTransactionRollsBack(_ backend: Backend) async throws {
+        try await withTestDatabase(backend) { (db: any Database, _: String) async throws -> Void in
+            for synced in [true, false] {
+                let external = "cancelled-\(synced)"
+                let cancelled = Task {
+                    try await db.transaction(synced: synced) { d in
+                        _ = try await EventStore.insert([NewInboundEvent(source: .pagerduty, externalId: external, partitionKey: "p", payload: "{}")], now: 1, on: d)
+                        withUnsafeCurrentTask { $0?.cancel() }
+                        try await d.raw("SELECT 1 AS x").run()
+                        try Task.checkCancellation()
+                    }
+                }
+                await #expect(throws: (any Error).self) { try await cancelled.value }
+                // Before, SQLite's writer stayed inside the open transaction and every later one failed.
+                let ids = try await db.transaction { d in
+                    try await EventStore.insert([NewInboundEvent(source: .pagerduty, externalId: "after-\(synced)", partitionKey: "p", payload: "{}")], now: 2, on: d)
+                }
+                #expect(ids.count == 1 && ids[0] != nil)
+                let stored = try await db.read { try await EventStore.list(limit: 100, on: $0) }.map(\.externalId)
+                #expect(!stored.contains(external), "the cancelled transaction's insert is rolled back")
+                #expect(stored.contains("after-\(synced)"))
+            }
+        }
+    }
+
     static func eventsDeduplicateAndKeepOrder(_ backend: Backend) async throws {
         try await withTestDatabase(backend) { (db: any Database, _: String) async throws -> Void in
             let events = (0..<5).map { NewInboundEvent(source: .pagerduty, externalId: "e\($0)", partitionKey: "pd:P\($0 % 2)", payload: "{}") }
@@ -298,6 +324,7 @@ enum StorageScenarios {
 struct SQLiteStorageTests {
     @Test func migrations() async throws { try await StorageScenarios.migrations(.sqlite) }
     @Test func eventsDeduplicateAndKeepOrder() async throws { try await StorageScenarios.eventsDeduplicateAndKeepOrder(.sqlite) }
+    @Test func cancelledTransactionRollsBack() async throws { try await StorageScenarios.cancelledTransactionRollsBack(.sqlite) }
     @Test func groupsOfAnyTextRoundTrip() async throws { try await StorageScenarios.groupsOfAnyTextRoundTrip(.sqlite) }
     @Test func jobsRunInOrderWithRetriesAndDeadLetters() async throws { try await StorageScenarios.jobsRunInOrderWithRetriesAndDeadLetters(.sqlite) }
     @Test func expiredLeasesAreReclaimed() async throws { try await StorageScenarios.expiredLeasesAreReclaimed(.sqlite) }
@@ -318,6 +345,7 @@ struct SQLiteStorageTests {
 struct PostgreSQLStorageTests {
     @Test func migrations() async throws { try await StorageScenarios.migrations(.postgresql) }
     @Test func eventsDeduplicateAndKeepOrder() async throws { try await StorageScenarios.eventsDeduplicateAndKeepOrder(.postgresql) }
+    @Test func cancelledTransactionRollsBack() async throws { try await StorageScenarios.cancelledTransactionRollsBack(.postgresql) }
     @Test func groupsOfAnyTextRoundTrip() async throws { try await StorageScenarios.groupsOfAnyTextRoundTrip(.postgresql) }
     @Test func jobsRunInOrderWithRetriesAndDeadLetters() async throws { try await StorageScenarios.jobsRunInOrderWithRetriesAndDeadLetters(.postgresql) }
     @Test func expiredLeasesAreReclaimed() async throws { try await StorageScenarios.expiredLeasesAreReclaimed(.postgresql) }

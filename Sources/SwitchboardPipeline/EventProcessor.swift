@@ -18,14 +18,18 @@ public final class EventProcessor: Service {
     let metrics: PipelineMetrics
     let wakeUp: Signal
     let jobsWritten: @Sendable () -> Void
+    /// The dispatcher of this process, which takes jobs claimed in the transaction that plans them.
+    let dispatcher: OutboxDispatcher?
     let logger: Logger
     /// Opened once the schema is migrated; the worker waits for it.
     public let ready = Gate()
 
     public init(
         database: any Database, rules: RulesProvider, clock: any WallClock, settings: PipelineSettings, log: IntegrationLog,
-        metrics: PipelineMetrics, wakeUp: Signal, logger: Logger, jobsWritten: @escaping @Sendable () -> Void
+        metrics: PipelineMetrics, wakeUp: Signal, logger: Logger, handingJobsTo dispatcher: OutboxDispatcher? = nil,
+        jobsWritten: @escaping @Sendable () -> Void
     ) {
+        self.dispatcher = dispatcher
         self.database = database
         self.rules = rules
         self.clock = clock
@@ -70,17 +74,17 @@ public final class EventProcessor: Service {
         let now = clock.millis
         // A deadline, so a database that went away cannot hold the worker: the transaction rolls back and the events
         // stay pending for the next attempt.
-        let (count, jobs, statuses) = try await withDeadline(.seconds(15)) { () -> (Int, Int, [String]) in
+        let ((count, statuses), lookForJobs) = try await withDeadline(.seconds(15)) { () -> ((Int, [String]), Bool) in
             switch self.database.dialect {
             case .postgresql:
                 // Claim (skipping rows other processes hold), decide and write in one transaction.
-                return try await self.database.transaction { db in
+                return try await self.transactionHandingOverJobs(now: now) { db in
                     let events = try await EventStore.claim(limit: self.settings.processBatchSize, dialect: .postgresql, on: db)
-                    guard !events.isEmpty else { return (0, 0, []) }
+                    guard !events.isEmpty else { return ((0, []), 0) }
                     var batch = try await Batch.load(events, now: now, on: db, processor: self)
                     for event in events { batch.decide(event) }
                     try await batch.write(on: db)
-                    return (events.count, batch.jobs.count, batch.results.map(\.status))
+                    return ((events.count, batch.results.map(\.status)), batch.jobs.count)
                 }
             case .sqlite:
                 // One process owns a SQLite file, so reading, deciding and writing can be apart: the writer is held
@@ -90,17 +94,47 @@ public final class EventProcessor: Service {
                     guard !events.isEmpty else { return nil }
                     return (events, try await Batch.load(events, now: now, on: db, processor: self))
                 }
-                guard var (events, batch) = loaded else { return (0, 0, []) }
+                guard var (events, batch) = loaded else { return ((0, []), false) }
                 for event in events { batch.decide(event) }
                 let decided = batch
-                try await self.database.transaction { db in try await decided.write(on: db) }
                 events = []
-                return (decided.results.count, decided.jobs.count, decided.results.map(\.status))
+                return try await self.transactionHandingOverJobs(now: now) { db in
+                    try await decided.write(on: db)
+                    return ((decided.results.count, decided.results.map(\.status)), decided.jobs.count)
+                }
             }
         }
         for status in statuses { metrics.eventProcessed(status: status) }
-        if jobs > 0 { jobsWritten() }
+        if lookForJobs { jobsWritten() }
         return count
+    }
+
+    /// Runs `body` (which returns how many jobs it planned) in one transaction that also claims, for this process's
+    /// dispatcher, the due jobs it has places for: they are handed over once committed, and skip a claim of their own.
+    /// Returns whether the dispatcher must still look for jobs (it had no place, or the claim may have left some).
+    private func transactionHandingOverJobs<T: Sendable>(
+        now: Int64, _ body: @escaping @Sendable (any SQLDatabase) async throws -> (T, planned: Int)
+    ) async throws -> (T, lookForJobs: Bool) {
+        // Settled here whatever happens, not by the caller: a deadline may leave this running after it gave up.
+        let reservation = PlacesReserved(dispatcher: dispatcher)
+        do {
+            let (value, planned, claimed) = try await database.transaction { db -> (T, Int, [OutboundJob]) in
+                let (value, planned) = try await body(db)
+                guard planned > 0, let dispatcher = self.dispatcher else { return (value, planned, []) }
+                // One place more than planned: a claim that fills them all may have left due jobs behind.
+                let places = reservation.reserve(upTo: planned + 1)
+                guard places > 0 else { return (value, planned, []) }
+                let claimed = try await JobStore.claim(
+                    worker: dispatcher.worker, limit: places, now: now, leaseUntil: now + self.settings.leaseMilliseconds,
+                    dialect: self.database.dialect, on: db)
+                return (value, planned, claimed)
+            }
+            let places = reservation.settle(claimed)
+            return (value, planned > 0 && (places == 0 || claimed.count == places))
+        } catch {
+            reservation.settle([])
+            throw error
+        }
     }
 
     /// The switches and rules a batch needs, re-read at most once a second (each read is a statement per batch).
@@ -414,6 +448,33 @@ public final class EventProcessor: Service {
             try await EventStore.markProcessed(results, now: now, on: db)
             try await LogStore.write(logs, on: db)
         }
+    }
+}
+
+/// Places one batch reserved in the dispatcher, handed over (or given back) exactly once.
+private final class PlacesReserved: Sendable {
+    let dispatcher: OutboxDispatcher?
+    private let places = Mutex(0)
+
+    init(dispatcher: OutboxDispatcher?) { self.dispatcher = dispatcher }
+
+    /// Reserves once; a transaction body run again keeps the first reservation.
+    func reserve(upTo count: Int) -> Int {
+        places.withLock { p in
+            if p == 0, let dispatcher { p = dispatcher.reservePlaces(upTo: count) }
+            return p
+        }
+    }
+
+    /// Hands `claimed` over and gives back the places left; returns how many places there were.
+    @discardableResult
+    func settle(_ claimed: [OutboundJob]) -> Int {
+        let reserved = places.withLock { p in
+            defer { p = 0 }
+            return p
+        }
+        if reserved > 0 { dispatcher?.handOver(claimed, reserved: reserved) }
+        return reserved
     }
 }
 

@@ -28,6 +28,18 @@ public final class OutboxDispatcher: Service {
     /// The last claim took every free place (or found none): a job finishing frees a place that due jobs may be
     /// waiting for.
     private let placesShort = Atomic<Bool>(false)
+    /// Jobs the event processor claimed for this dispatcher in its own transaction (see `reservePlaces(upTo:)`).
+    private let handed = Mutex(HandOver())
+    private let handedJobs: (stream: AsyncStream<[OutboundJob]>, continuation: AsyncStream<[OutboundJob]>.Continuation)
+
+    private struct HandOver {
+        /// True while `run` carries out jobs: only then are places reserved.
+        var accepting = false
+        /// Places reserved and not yet handed over or given back.
+        var reserved = 0
+        /// `run` has ended: its handed jobs are over for good.
+        var ended = false
+    }
 
     public init(
         database: any Database, sink: any OutboundSink, clock: any WallClock, settings: PipelineSettings, log: IntegrationLog,
@@ -44,6 +56,84 @@ public final class OutboxDispatcher: Service {
         self.logger = logger
         self.random = random
         self.recorder = Self.recorder(database: database, worker: worker)
+        self.handedJobs = AsyncStream.makeStream(of: [OutboundJob].self)
+    }
+
+    /// Takes up to `count` free places for jobs the event processor is about to claim in the transaction that plans
+    /// them: those jobs then skip a claim of their own (a transaction and a wake-up each). Returns how many places it
+    /// took: none when the dispatcher is not running or has none free. Every reservation ends with
+    /// `handOver(_:reserved:)`, whether the transaction committed or not.
+    public func reservePlaces(upTo count: Int) -> Int {
+        guard count > 0 else { return 0 }
+        return handed.withLock { h in
+            guard h.accepting else { return 0 }
+            var current = inHand.load(ordering: .acquiring)
+            while true {
+                let take = min(count, settings.dispatchConcurrency - current)
+                guard take > 0 else {
+                    // The processor's jobs wait for a place: a finishing job must make the loop look.
+                    placesShort.store(true, ordering: .releasing)
+                    return 0
+                }
+                let (exchanged, original) = inHand.compareExchange(expected: current, desired: current + take, ordering: .acquiringAndReleasing)
+                if exchanged {
+                    h.reserved += take
+                    return take
+                }
+                current = original
+            }
+        }
+    }
+
+    /// Takes the jobs claimed under `worker` with `reserved` places (none if the transaction rolled back) and gives
+    /// back the places they did not fill. The jobs are carried out as claimed ones are.
+    public func handOver(_ jobs: [OutboundJob], reserved: Int) {
+        assert(jobs.count <= reserved, "more jobs handed over than places reserved")
+        let (finished, taken) = handed.withLock { h in
+            h.reserved -= reserved
+            var taken = true
+            if !jobs.isEmpty, case .terminated = handedJobs.continuation.yield(jobs) { taken = false }
+            return (!h.accepting && h.reserved == 0, taken)
+        }
+        inHand.subtract(reserved - jobs.count, ordering: .acquiringAndReleasing)
+        if !taken {
+            logger.warning("jobs claimed after the dispatcher stopped run again once their lease expires", metadata: ["jobs": "\(jobs.map(\.id))"])
+        }
+        if finished { handedJobs.continuation.finish() }
+    }
+
+    /// Stops reserving places; the handed jobs end once every reservation is settled.
+    private func stopAccepting() {
+        let finished = handed.withLock { h in
+            h.accepting = false
+            h.ended = true
+            return h.reserved == 0
+        }
+        if finished {
+            handedJobs.continuation.finish()
+        } else {
+            // A transaction that never ends (a database gone) must not hold shutdown for ever: jobs it claims after
+            // this run again once their lease expires.
+            let continuation = handedJobs.continuation
+            Task {
+                try? await Task.sleep(for: .seconds(20))
+                continuation.finish()
+            }
+        }
+    }
+
+    /// Carries out jobs in hand, then frees their places and wakes the loop where a claim may now find more.
+    private func finish(_ jobs: [OutboundJob]) async {
+        var lookAgain = true
+        do {
+            lookAgain = try await carryOut(jobs)
+        } catch {
+            logger.error("recording dispatched jobs failed; they run again after their lease", metadata: ["error": "\(error)"])
+        }
+        inHand.subtract(jobs.count, ordering: .acquiringAndReleasing)
+        // Look again only where it may find something: later jobs of their partitions may now run, a retry was
+        // scheduled, or due jobs were waiting for a place. Otherwise new jobs wake the loop.
+        if lookAgain || placesShort.load(ordering: .acquiring) { wakeUp.notify() }
     }
 
     /// New jobs were written outside the event processor (requested actions): look now rather than at the next poll.
@@ -56,6 +146,17 @@ public final class OutboxDispatcher: Service {
         await cancelWhenGracefulShutdown {
             await self.ready.wait()
             await withDiscardingTaskGroup { group in
+                self.handed.withLock { $0.accepting = !$0.ended }
+                // Jobs handed over by the event processor, carried out as they come until every reservation is settled.
+                // Not a child of this group: shutdown cancels the group, and a cancelled stream stops yielding, which
+                // would leave jobs handed over after it claimed but not carried out until their lease ran out.
+                let handedOver = Task {
+                    await withDiscardingTaskGroup { carryOuts in
+                        for await jobs in self.handedJobs.stream { carryOuts.addTask { await self.finish(jobs) } }
+                    }
+                }
+                group.addTask { await handedOver.value }
+                defer { self.stopAccepting() }
                 while !Task.isCancelled {
                     do {
                         let free = self.settings.dispatchConcurrency - self.inHand.load(ordering: .acquiring)
@@ -67,18 +168,7 @@ public final class OutboxDispatcher: Service {
                             continue
                         }
                         self.inHand.add(jobs.count, ordering: .acquiringAndReleasing)
-                        group.addTask {
-                            var lookAgain = true
-                            do {
-                                lookAgain = try await self.carryOut(jobs)
-                            } catch {
-                                self.logger.error("recording dispatched jobs failed; they run again after their lease", metadata: ["error": "\(error)"])
-                            }
-                            self.inHand.subtract(jobs.count, ordering: .acquiringAndReleasing)
-                            // Look again only where it may find something: later jobs of their partitions may now run, a
-                            // retry was scheduled, or due jobs were waiting for a place. Otherwise new jobs wake the loop.
-                            if lookAgain || self.placesShort.load(ordering: .acquiring) { self.wakeUp.notify() }
-                        }
+                        group.addTask { await self.finish(jobs) }
                         if jobs.count < free {
                             await self.wakeUp.wait(timeout: self.settings.pollInterval)
                         }

@@ -85,13 +85,14 @@ public struct Switchboard: Sendable {
                 pagerDuty: ConnectedPagerDutySink(connections: pagerDuty),
                 salesforce: FullNoteSink(wrapping: dependencies.salesforceSink ?? salesforceClients.sink, connections: pagerDuty))
         intake = IntakeWriter(database: dependencies.database, clock: dependencies.clock) { eventsWritten.notify() }
-        processor = EventProcessor(
-            database: dependencies.database, rules: RulesProvider(), clock: dependencies.clock, settings: configuration.pipeline, log: log,
-            metrics: metrics, wakeUp: eventsWritten, logger: dependencies.logger
-        ) { jobsWritten.notify() }
-        dispatcher = OutboxDispatcher(
+        let dispatcher = OutboxDispatcher(
             database: dependencies.database, sink: sink, clock: dependencies.clock, settings: configuration.pipeline, log: log,
             metrics: metrics, wakeUp: jobsWritten, worker: configuration.instanceId, logger: dependencies.logger)
+        self.dispatcher = dispatcher
+        processor = EventProcessor(
+            database: dependencies.database, rules: RulesProvider(), clock: dependencies.clock, settings: configuration.pipeline, log: log,
+            metrics: metrics, wakeUp: eventsWritten, logger: dependencies.logger, handingJobsTo: dispatcher
+        ) { jobsWritten.notify() }
         retention = RetentionService(
             database: dependencies.database, clock: dependencies.clock, log: log, interval: configuration.pipeline.retentionInterval,
             logger: dependencies.logger)

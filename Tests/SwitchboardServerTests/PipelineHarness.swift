@@ -23,9 +23,11 @@ struct Harness: Sendable {
 
     static func run(
         _ backend: Backend, rules: String? = nil, configure: @Sendable (inout ServerConfiguration) -> Void = { _ in },
-        sink wrap: @Sendable (RecordingSink) -> any OutboundSink = { $0 }, _ body: @Sendable (Harness, any TestClientProtocol) async throws -> Void
+        sink wrap: @Sendable (RecordingSink) -> any OutboundSink = { $0 }, database wrapDatabase: @Sendable (any Database) -> any Database = { $0 },
+        _ body: @Sendable (Harness, any TestClientProtocol) async throws -> Void
     ) async throws {
-        try await withTestDatabase(backend) { (db: any Database, _: String) async throws -> Void in
+        try await withTestDatabase(backend) { (opened: any Database, _: String) async throws -> Void in
+            let db = wrapDatabase(opened)
             var configuration = ServerConfiguration()
             configuration.pipeline.backoff = Backoff(baseSeconds: 1, capSeconds: 60)
             configuration.pipeline.maxAttempts = 3

@@ -9,6 +9,7 @@ public final class StallingDatabase: Database {
     private let wrapped: any Database
     private let stalled = Mutex(false)
     private let holding = Mutex((on: false, held: 0))
+    private let unsynced = Mutex(0)
 
     public init(_ wrapped: any Database) { self.wrapped = wrapped }
 
@@ -29,8 +30,12 @@ public final class StallingDatabase: Database {
     public var dialect: DatabaseDialect { wrapped.dialect }
     public var displayName: String { wrapped.displayName }
 
+    /// How many transactions ran without a disk sync (the dispatcher's own job claims).
+    public var unsyncedTransactions: Int { unsynced.withLock { $0 } }
+
     public func transaction<T: Sendable>(synced: Bool, _ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
         try await waitWhileStalled()
+        if !synced { unsynced.withLock { $0 += 1 } }
         return try await wrapped.transaction(synced: synced, body)
     }
 

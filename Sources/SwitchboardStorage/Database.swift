@@ -290,11 +290,31 @@ public final class PostgreSQLDatabase: Database {
         } catch let error as PSQLError {
             // The server's own words when it answered (no such database, authentication failed), else the socket's.
             if let message = error.serverInfo?[.message] { return message }
+            if let underlying = error.underlying as? NIOConnectionError { return Self.describe(underlying) }
             if let underlying = error.underlying { return "\(underlying)" }
             return String(String(reflecting: error).prefix(300))
         } catch {
             return "\(error)"
         }
+    }
+
+    /// A failed connect in a few words: no address for the name, or why each address refused.
+    static func describe(_ error: NIOConnectionError) -> String {
+        if error.connectionErrors.isEmpty {
+            return "the host name \(error.host) cannot be resolved"
+        }
+        let reasons = error.connectionErrors.map { failure -> String in
+            guard let io = failure.error as? IOError else { return "\(failure.target): \(failure.error)" }
+            switch io.errnoCode {
+            case ECONNREFUSED: return "nothing listens on \(error.host):\(error.port) (connection refused)"
+            case ETIMEDOUT: return "\(error.host):\(error.port) does not answer (timed out)"
+            case EHOSTUNREACH, ENETUNREACH: return "\(error.host):\(error.port) cannot be reached (no route)"
+            default: return "\(error.host):\(error.port): \(String(cString: strerror(io.errnoCode)))"
+            }
+        }
+        var unique: [String] = []
+        for r in reasons where !unique.contains(r) { unique.append(r) }
+        return unique.joined(separator: "; ")
     }
 
     public func transaction<T: Sendable>(synced: Bool, _ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {

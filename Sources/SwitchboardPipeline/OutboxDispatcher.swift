@@ -67,21 +67,24 @@ public final class OutboxDispatcher: Service {
         guard count > 0 else { return 0 }
         return handed.withLock { h in
             guard h.accepting else { return 0 }
-            var current = inHand.load(ordering: .acquiring)
-            while true {
-                let take = min(count, settings.dispatchConcurrency - current)
-                guard take > 0 else {
-                    // The processor's jobs wait for a place: a finishing job must make the loop look.
-                    placesShort.store(true, ordering: .releasing)
-                    return 0
-                }
-                let (exchanged, original) = inHand.compareExchange(expected: current, desired: current + take, ordering: .acquiringAndReleasing)
-                if exchanged {
-                    h.reserved += take
-                    return take
-                }
-                current = original
-            }
+            let taken = takePlaces(upTo: count)
+            // None free: the processor's jobs wait for a place, and a finishing job must make the loop look.
+            if taken == 0 { placesShort.store(true, ordering: .releasing) }
+            h.reserved += taken
+            return taken
+        }
+    }
+
+    /// Takes up to `count` free places at once: the loop's claims and the processor's reservations together never
+    /// hold more than `dispatchConcurrency` jobs.
+    private func takePlaces(upTo count: Int) -> Int {
+        var current = inHand.load(ordering: .acquiring)
+        while true {
+            let take = min(count, settings.dispatchConcurrency - current)
+            guard take > 0 else { return 0 }
+            let (exchanged, original) = inHand.compareExchange(expected: current, desired: current + take, ordering: .acquiringAndReleasing)
+            if exchanged { return take }
+            current = original
         }
     }
 
@@ -159,15 +162,22 @@ public final class OutboxDispatcher: Service {
                 defer { self.stopAccepting() }
                 while !Task.isCancelled {
                     do {
-                        let free = self.settings.dispatchConcurrency - self.inHand.load(ordering: .acquiring)
-                        let jobs = free > 0 ? try await self.claim(limit: free) : []
+                        // The places are taken before the claim: a reservation made while it runs must not count them free.
+                        let free = self.takePlaces(upTo: self.settings.dispatchConcurrency)
+                        let jobs: [OutboundJob]
+                        do {
+                            jobs = free > 0 ? try await self.claim(limit: free) : []
+                        } catch {
+                            self.inHand.subtract(free, ordering: .acquiringAndReleasing)
+                            throw error
+                        }
+                        self.inHand.subtract(free - jobs.count, ordering: .acquiringAndReleasing)
                         self.placesShort.store(jobs.count >= free, ordering: .releasing)
                         if jobs.isEmpty {
                             // Nothing due, or no free place: a new job or a finished one wakes the loop.
                             await self.wakeUp.wait(timeout: free > 0 ? try await self.idleWait() : self.settings.pollInterval)
                             continue
                         }
-                        self.inHand.add(jobs.count, ordering: .acquiringAndReleasing)
                         group.addTask { await self.finish(jobs) }
                         if jobs.count < free {
                             await self.wakeUp.wait(timeout: self.settings.pollInterval)

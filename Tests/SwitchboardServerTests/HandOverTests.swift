@@ -47,6 +47,35 @@ enum HandOverScenarios {
         }
     }
 
+    /// The dispatcher's own claim and the processor's reservations share the limit: a claim under way holds its places.
+    static func claimsAndReservationsShareTheLimit(_ backend: Backend) async throws {
+        let gate = HeldActions { $0.action == .createIncident }
+        try await Harness.run(
+            backend, rules: pageRules, configure: { $0.pipeline.dispatchConcurrency = 2 }, sink: { gate.wrapping($0) },
+            database: { StallingDatabase($0) }
+        ) { h, client in
+            let stalling = try #require(h.database as? StallingDatabase)
+            stalling.holdUnsynced(true)
+            try await h.withWorkers(releasing: gate) {
+                try await h.eventually("the dispatcher's first claim is under way") { stalling.unsyncedWaiting == 1 }
+                for n in 1...4 {
+                    _ = try await h.post(client, "/webhooks/salesforce", Payloads.caseTrigger(id: caseId(n), new: ["Priority": "High", "CaseNumber": "0000\(n)"]))
+                }
+                try await h.eventually("the four cases are decided") { try await h.events().allSatisfy { $0.status == "processed" } }
+                // Before, the claim had counted both places free before it began, the processor took them meanwhile, and
+                // the claim then took two more: four actions in hand with a limit of two.
+                stalling.holdUnsynced(false)
+                try await h.eventually("two incidents are being created") { gate.holding >= 2 }
+                try await Task.sleep(for: .milliseconds(200))
+                #expect(gate.holding == 2)
+                gate.release()
+                try await h.eventually("all four cases are paged") { h.sink.snapshot.effects.count == 4 }
+                #expect(gate.mostHeldAtOnce == 2)
+                try await h.eventually("every job is recorded done") { try await h.jobs().allSatisfy { $0.status == "done" } }
+            }
+        }
+    }
+
     /// A reservation made before shutdown holds the dispatcher until its jobs are handed over and carried out.
     static func handedJobsFinishAfterShutdownBegins(_ backend: Backend) async throws {
         try await Harness.run(backend, rules: pageRules, configure: { $0.pipeline.pollInterval = .seconds(30) }) { h, client in
@@ -101,10 +130,12 @@ final class Flag: Sendable {
 struct SQLiteHandOverTests {
     @Test func plannedJobsSkipTheirOwnClaim() async throws { try await HandOverScenarios.plannedJobsSkipTheirOwnClaim(.sqlite) }
     @Test func handedJobsFinishAfterShutdownBegins() async throws { try await HandOverScenarios.handedJobsFinishAfterShutdownBegins(.sqlite) }
+    @Test func claimsAndReservationsShareTheLimit() async throws { try await HandOverScenarios.claimsAndReservationsShareTheLimit(.sqlite) }
 }
 
 @Suite("Jobs handed over in the planning transaction, on PostgreSQL", .enabled(if: TestPostgres.isAvailable, Comment(rawValue: TestPostgres.skipReason)))
 struct PostgreSQLHandOverTests {
     @Test func plannedJobsSkipTheirOwnClaim() async throws { try await HandOverScenarios.plannedJobsSkipTheirOwnClaim(.postgresql) }
     @Test func handedJobsFinishAfterShutdownBegins() async throws { try await HandOverScenarios.handedJobsFinishAfterShutdownBegins(.postgresql) }
+    @Test func claimsAndReservationsShareTheLimit() async throws { try await HandOverScenarios.claimsAndReservationsShareTheLimit(.postgresql) }
 }

@@ -9,7 +9,7 @@ public final class StallingDatabase: Database {
     private let wrapped: any Database
     private let stalled = Mutex(false)
     private let holding = Mutex((on: false, held: 0))
-    private let unsynced = Mutex(0)
+    private let unsynced = Mutex((count: 0, holding: false, waiting: 0))
 
     public init(_ wrapped: any Database) { self.wrapped = wrapped }
 
@@ -31,11 +31,21 @@ public final class StallingDatabase: Database {
     public var displayName: String { wrapped.displayName }
 
     /// How many transactions ran without a disk sync (the dispatcher's own job claims).
-    public var unsyncedTransactions: Int { unsynced.withLock { $0 } }
+    public var unsyncedTransactions: Int { unsynced.withLock { $0.count } }
+
+    /// From now on transactions without a disk sync (the dispatcher's claims) wait before they begin, or go on.
+    public func holdUnsynced(_ on: Bool) { unsynced.withLock { $0.holding = on } }
+
+    /// How many unsynced transactions are waiting now.
+    public var unsyncedWaiting: Int { unsynced.withLock { $0.waiting } }
 
     public func transaction<T: Sendable>(synced: Bool, _ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
         try await waitWhileStalled()
-        if !synced { unsynced.withLock { $0 += 1 } }
+        if !synced {
+            unsynced.withLock { $0.count += 1; $0.waiting += 1 }
+            defer { unsynced.withLock { $0.waiting -= 1 } }
+            while unsynced.withLock({ $0.holding }) { try await Task.sleep(for: .milliseconds(5)) }
+        }
         return try await wrapped.transaction(synced: synced, body)
     }
 

@@ -17,17 +17,16 @@ public final class EventProcessor: Service {
     let log: IntegrationLog
     let metrics: PipelineMetrics
     let wakeUp: Signal
-    let jobsWritten: @Sendable () -> Void
-    /// The dispatcher of this process, which takes jobs claimed in the transaction that plans them.
-    let dispatcher: OutboxDispatcher?
+    /// The dispatcher of this process: it takes the jobs claimed in the transaction that plans them, and is woken
+    /// for the others.
+    let dispatcher: OutboxDispatcher
     let logger: Logger
     /// Opened once the schema is migrated; the worker waits for it.
     public let ready = Gate()
 
     public init(
         database: any Database, rules: RulesProvider, clock: any WallClock, settings: PipelineSettings, log: IntegrationLog,
-        metrics: PipelineMetrics, wakeUp: Signal, logger: Logger, handingJobsTo dispatcher: OutboxDispatcher? = nil,
-        jobsWritten: @escaping @Sendable () -> Void
+        metrics: PipelineMetrics, wakeUp: Signal, logger: Logger, dispatcher: OutboxDispatcher
     ) {
         self.dispatcher = dispatcher
         self.database = database
@@ -38,7 +37,6 @@ public final class EventProcessor: Service {
         self.metrics = metrics
         self.wakeUp = wakeUp
         self.logger = logger
-        self.jobsWritten = jobsWritten
     }
 
     public func run() async throws {
@@ -105,7 +103,7 @@ public final class EventProcessor: Service {
             }
         }
         for status in statuses { metrics.eventProcessed(status: status) }
-        if lookForJobs { jobsWritten() }
+        if lookForJobs { dispatcher.wake() }
         return count
     }
 
@@ -120,12 +118,12 @@ public final class EventProcessor: Service {
         do {
             let (value, planned, claimed) = try await database.transaction { db -> (T, Int, [OutboundJob]) in
                 let (value, planned) = try await body(db)
-                guard planned > 0, let dispatcher = self.dispatcher else { return (value, planned, []) }
+                guard planned > 0 else { return (value, planned, []) }
                 // One place more than planned: a claim that fills them all may have left due jobs behind.
                 let places = reservation.reserve(upTo: planned + 1)
                 guard places > 0 else { return (value, planned, []) }
                 let claimed = try await JobStore.claim(
-                    worker: dispatcher.worker, limit: places, now: now, leaseUntil: now + self.settings.leaseMilliseconds,
+                    worker: self.dispatcher.worker, limit: places, now: now, leaseUntil: now + self.settings.leaseMilliseconds,
                     dialect: self.database.dialect, on: db)
                 return (value, planned, claimed)
             }
@@ -453,15 +451,14 @@ public final class EventProcessor: Service {
 
 /// Places one batch reserved in the dispatcher, handed over (or given back) exactly once.
 private final class PlacesReserved: Sendable {
-    let dispatcher: OutboxDispatcher?
+    let dispatcher: OutboxDispatcher
     private let places = Mutex(0)
 
-    init(dispatcher: OutboxDispatcher?) { self.dispatcher = dispatcher }
+    init(dispatcher: OutboxDispatcher) { self.dispatcher = dispatcher }
 
-    /// Reserves once; a transaction body run again keeps the first reservation.
     func reserve(upTo count: Int) -> Int {
         places.withLock { p in
-            if p == 0, let dispatcher { p = dispatcher.reservePlaces(upTo: count) }
+            p += dispatcher.reservePlaces(upTo: count)
             return p
         }
     }
@@ -473,7 +470,7 @@ private final class PlacesReserved: Sendable {
             defer { p = 0 }
             return p
         }
-        if reserved > 0 { dispatcher?.handOver(claimed, reserved: reserved) }
+        if reserved > 0 { dispatcher.handOver(claimed, reserved: reserved) }
         return reserved
     }
 }

@@ -139,7 +139,8 @@ public final class OutboxDispatcher: Service {
         if lookAgain || placesShort.load(ordering: .acquiring) { wakeUp.notify() }
     }
 
-    /// New jobs were written outside the event processor (requested actions): look now rather than at the next poll.
+    /// New jobs were written that nobody claimed for this dispatcher (requested actions, or a batch the processor
+    /// could not place): look now rather than at the next poll.
     public func wake() { wakeUp.notify() }
 
     public func run() async throws {

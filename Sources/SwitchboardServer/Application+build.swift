@@ -91,8 +91,7 @@ public struct Switchboard: Sendable {
         self.dispatcher = dispatcher
         processor = EventProcessor(
             database: dependencies.database, rules: RulesProvider(), clock: dependencies.clock, settings: configuration.pipeline, log: log,
-            metrics: metrics, wakeUp: eventsWritten, logger: dependencies.logger, handingJobsTo: dispatcher
-        ) { jobsWritten.notify() }
+            metrics: metrics, wakeUp: eventsWritten, logger: dependencies.logger, dispatcher: dispatcher)
         retention = RetentionService(
             database: dependencies.database, clock: dependencies.clock, log: log, interval: configuration.pipeline.retentionInterval,
             logger: dependencies.logger)

@@ -151,9 +151,10 @@ public final class OutboxDispatcher: Service {
             await self.ready.wait()
             await withDiscardingTaskGroup { group in
                 self.handed.withLock { $0.accepting = !$0.ended }
-                // Jobs handed over by the event processor, carried out as they come until every reservation is settled.
-                // Not a child of this group: shutdown cancels the group, and a cancelled stream stops yielding, which
-                // would leave jobs handed over after it claimed but not carried out until their lease ran out.
+                // Jobs claimed by this loop or handed over by the event processor, carried out as they come until every
+                // reservation is settled. Not a child of this group: shutdown cancels the group, which would cut off
+                // calls under way, and a cancelled stream stops yielding, which would leave jobs handed over after it
+                // claimed but not carried out until their lease ran out.
                 let handedOver = Task {
                     await withDiscardingTaskGroup { carryOuts in
                         for await jobs in self.handedJobs.stream { carryOuts.addTask { await self.finish(jobs) } }
@@ -179,7 +180,9 @@ public final class OutboxDispatcher: Service {
                             await self.wakeUp.wait(timeout: free > 0 ? try await self.idleWait() : self.settings.pollInterval)
                             continue
                         }
-                        group.addTask { await self.finish(jobs) }
+                        // Carried out where handed jobs are, outside the cancelled group: on shutdown a call under way
+                        // finishes and its result is recorded, instead of being cut off and left to its lease.
+                        self.handedJobs.continuation.yield(jobs)
                         if jobs.count < free {
                             await self.wakeUp.wait(timeout: self.settings.pollInterval)
                         }

@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import Foundation
 import Synchronization
 import SwitchboardCore
@@ -117,6 +118,35 @@ enum HandOverScenarios {
             #expect(h.sink.snapshot.effects.map(\.recordId) == [caseId(1)])
         }
     }
+
+    /// On shutdown, an action under way at a slow service finishes and its result is recorded: before, the loop's own
+    /// jobs ran in the cancelled group, the HTTP call was cut off, and the job waited for its lease to run out.
+    static func callsUnderWayFinishOnShutdown(_ backend: Backend) async throws {
+        let service = try await RecordingServer.start()
+        defer { Task { await service.stop() } }
+        service.answerAfter(.milliseconds(500))
+        try await Harness.run(
+            backend, rules: pageRules, configure: { $0.pipeline.pollInterval = .seconds(30) },
+            sink: { _ in HTTPSink(url: service.url, client: HTTPClient.shared) }
+        ) { h, client in
+            // Decided while the dispatcher is not running: the job is left for the dispatcher's own claim.
+            _ = try await h.post(client, "/webhooks/salesforce", Payloads.caseTrigger(id: caseId(1), new: ["Priority": "High", "CaseNumber": "00001"]))
+            #expect(try await h.switchboard.processor.processBatch() == 1)
+            #expect(try await h.jobs().map(\.status) == ["pending"])
+
+            let dispatcher = h.switchboard.dispatcher
+            dispatcher.ready.open()
+            let running = Task { try await dispatcher.run() }
+            try await h.eventually("the action reaches the slow service") { service.snapshot.arrived == 1 }
+            running.cancel()
+            try await running.value
+            #expect(service.snapshot.effects.count == 1)
+            let jobs = try await h.jobs()
+            #expect(jobs.map(\.status) == ["done"], "the job was cut off: \(jobs)")
+            #expect(jobs.map(\.attempts) == [1])
+            #expect(try await h.links().map(\.incidentId) == ["Q1"])
+        }
+    }
 }
 
 /// Set once, read from anywhere.
@@ -131,6 +161,7 @@ struct SQLiteHandOverTests {
     @Test func plannedJobsSkipTheirOwnClaim() async throws { try await HandOverScenarios.plannedJobsSkipTheirOwnClaim(.sqlite) }
     @Test func handedJobsFinishAfterShutdownBegins() async throws { try await HandOverScenarios.handedJobsFinishAfterShutdownBegins(.sqlite) }
     @Test func claimsAndReservationsShareTheLimit() async throws { try await HandOverScenarios.claimsAndReservationsShareTheLimit(.sqlite) }
+    @Test func callsUnderWayFinishOnShutdown() async throws { try await HandOverScenarios.callsUnderWayFinishOnShutdown(.sqlite) }
 }
 
 @Suite("Jobs handed over in the planning transaction, on PostgreSQL", .enabled(if: TestPostgres.isAvailable, Comment(rawValue: TestPostgres.skipReason)))
@@ -138,4 +169,5 @@ struct PostgreSQLHandOverTests {
     @Test func plannedJobsSkipTheirOwnClaim() async throws { try await HandOverScenarios.plannedJobsSkipTheirOwnClaim(.postgresql) }
     @Test func handedJobsFinishAfterShutdownBegins() async throws { try await HandOverScenarios.handedJobsFinishAfterShutdownBegins(.postgresql) }
     @Test func claimsAndReservationsShareTheLimit() async throws { try await HandOverScenarios.claimsAndReservationsShareTheLimit(.postgresql) }
+    @Test func callsUnderWayFinishOnShutdown() async throws { try await HandOverScenarios.callsUnderWayFinishOnShutdown(.postgresql) }
 }

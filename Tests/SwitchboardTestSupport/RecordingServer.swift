@@ -16,6 +16,10 @@ public final class RecordingServer: Sendable {
         public var deliveries = 0
         /// Answer this many next requests with 503 first.
         public var failNext = 0
+        /// Requests that have arrived, answered or not.
+        public var arrived = 0
+        /// How long each request waits before it is answered.
+        var answerAfter: Duration = .zero
         var answers: [String: JSONValue] = [:]
     }
 
@@ -27,6 +31,9 @@ public final class RecordingServer: Sendable {
     public var snapshot: State { state.withLock { $0 } }
 
     public func failNext(_ n: Int) { state.withLock { $0.failNext = n } }
+
+    /// Makes every request wait `delay` before it is recorded and answered, as a slow service does.
+    public func answerAfter(_ delay: Duration) { state.withLock { $0.answerAfter = delay } }
 
     private init(port: Int) {
         self.port = port
@@ -40,6 +47,11 @@ public final class RecordingServer: Sendable {
             let key = request.headers.first { $0.name.canonicalName == "idempotency-key" }?.value ?? UUID().uuidString
             let json = (try? JSONParser.parseValue(bytes: Array(buffer: body))) ?? .null
             guard let server = box.withLock({ $0 }) else { return Response(status: .serviceUnavailable) }
+            let delay = server.state.withLock { s in
+                s.arrived += 1
+                return s.answerAfter
+            }
+            if delay > .zero { try await Task.sleep(for: delay) }
             return server.record(key: key, body: json)
         }
         var logger = Logger(label: "recording-server")

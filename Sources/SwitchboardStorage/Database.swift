@@ -291,6 +291,14 @@ public final class PostgreSQLDatabase: Database {
             // The server's own words when it answered (no such database, authentication failed), else the socket's.
             if let message = error.serverInfo?[.message] { return message }
             if let underlying = error.underlying as? NIOConnectionError { return Self.describe(underlying) }
+            if let underlying = error.underlying as? ChannelError, case .connectTimeout(let after) = underlying {
+                return "\(s.host):\(s.port) did not answer within \(after.nanoseconds / 1_000_000_000) s (nothing reachable there, or not PostgreSQL)"
+            }
+            // Closed with no word and no socket error: something took the connection but did not speak PostgreSQL
+            // (or a network in between dropped it).
+            if error.code == .serverClosedConnection, error.underlying == nil {
+                return "\(s.host):\(s.port) closed the connection without answering (not a PostgreSQL server, or one that cannot be reached)"
+            }
             if let underlying = error.underlying { return "\(underlying)" }
             return String(String(reflecting: error).prefix(300))
         } catch {

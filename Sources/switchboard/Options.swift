@@ -105,7 +105,7 @@ func reachable(_ database: any Database, attempts: Int = 5) async throws {
             if attempt < attempts { try await Task.sleep(for: .milliseconds(400)) }
         }
     }
-    if let problem = await database.connectionProblem() { throw DatabaseError("it refuses connections: \(problem)".oneLine) }
+    if let problem = await database.connectionProblem() { throw DatabaseError("cannot connect: \(problem)".oneLine) }
     throw DatabaseError("it does not answer (\(lastError.map { String(describing: $0).prefix(300) } ?? "no error"))")
 }
 

@@ -409,7 +409,23 @@ final class ListeningSocket: Sendable {
         port = Int(UInt16(bigEndian: address.sin_port))
     }
 
-    func close() { closeDescriptor(descriptor) }
+    func close() {
+        _ = shutdown(descriptor, Int32(SHUT_RDWR))
+        closeDescriptor(descriptor)
+    }
+
+    /// Accepts each connection and closes it at once, without a word, until `close()`: a service that is not the one
+    /// expected.
+    func closeEveryConnection() {
+        let fd = descriptor
+        Thread.detachNewThread {
+            while true {
+                let connection = accept(fd, nil, nil)
+                guard connection >= 0 else { return }
+                closeDescriptor(connection)
+            }
+        }
+    }
 }
 
 private func closeDescriptor(_ fd: Int32) { _ = close(fd) }

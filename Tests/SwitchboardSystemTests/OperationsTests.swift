@@ -13,8 +13,34 @@ struct OperationsTests {
         let refused = try await runSwitchboard(["migrate", "--database-url", "postgres://nobody:secret@127.0.0.1:1/none"], timeout: 60)
         #expect(refused.status == 3)
         // In the operator's words, not the network library's (it printed `SingleConnectionFailure(target: …)` before).
-        #expect(refused.output.contains("error: cannot use the database postgres://127.0.0.1:1/none: it refuses connections: nothing listens on 127.0.0.1:1 (connection refused)\n"), "\(refused.output)")
+        #expect(refused.output.contains("error: cannot use the database postgres://127.0.0.1:1/none: cannot connect: nothing listens on 127.0.0.1:1 (connection refused)\n"), "\(refused.output)")
         #expect(!refused.output.contains("secret"))
+    }
+
+    @Test("Something other than PostgreSQL at the database's address: said so in one line, exit 3")
+    func notPostgresAtTheAddress() async throws {
+        // One takes the connection and says nothing; the other closes it at once (it printed `PSQLError(code:
+        // serverClosedConnection)` before).
+        let silent = try ListeningSocket()
+        let closing = try ListeningSocket()
+        closing.closeEveryConnection()
+        defer {
+            silent.close()
+            closing.close()
+        }
+        async let mute = runSwitchboard(["migrate", "--database-url", "postgres://nobody:secret@127.0.0.1:\(silent.port)/none"], timeout: 60)
+        async let closed = runSwitchboard(["migrate", "--database-url", "postgres://nobody:secret@127.0.0.1:\(closing.port)/none"], timeout: 60)
+        let (m, c) = try await (mute, closed)
+        #expect(m.status == 3)
+        #expect(
+            m.output.contains("cannot connect: 127.0.0.1:\(silent.port) did not answer within 5 s (nothing reachable there, or not PostgreSQL)\n"),
+            "\(m.output)")
+        #expect(c.status == 3)
+        #expect(
+            c.output.contains(
+                "cannot connect: 127.0.0.1:\(closing.port) closed the connection without answering (not a PostgreSQL server, or one that cannot be reached)\n"),
+            "\(c.output)")
+        #expect(!m.output.contains("secret") && !c.output.contains("secret"))
     }
 
     @Test(
@@ -26,7 +52,7 @@ struct OperationsTests {
         missing.path = "/switchboard_no_such_database"
         let noDatabase = try await runSwitchboard(["migrate", "--database-url", try #require(missing.string)], timeout: 60)
         #expect(noDatabase.status == 3)
-        #expect(noDatabase.output.contains("it refuses connections: database \"switchboard_no_such_database\" does not exist"), "\(noDatabase.output)")
+        #expect(noDatabase.output.contains("cannot connect: database \"switchboard_no_such_database\" does not exist"), "\(noDatabase.output)")
         var wrong = admin
         wrong.password = "not-the-password"
         let badPassword = try await runSwitchboard(["migrate", "--database-url", try #require(wrong.string)], timeout: 60)

@@ -296,7 +296,9 @@ public final class PostgreSQLDatabase: Database {
             }
             // Closed with no word and no socket error: something took the connection but did not speak PostgreSQL
             // (or a network in between dropped it).
-            if error.code == .serverClosedConnection, error.underlying == nil {
+            // A reset is the same thing when the peer closed with our startup message unread.
+            let reset = (error.underlying as? IOError).map { $0.errnoCode == ECONNRESET || $0.errnoCode == EPIPE } ?? false
+            if reset || (error.code == .serverClosedConnection && error.underlying == nil) {
                 return "\(s.host):\(s.port) closed the connection without answering (not a PostgreSQL server, or one that cannot be reached)"
             }
             if let underlying = error.underlying { return "\(underlying)" }

@@ -294,9 +294,8 @@ public final class PostgreSQLDatabase: Database {
             if let underlying = error.underlying as? ChannelError, case .connectTimeout(let after) = underlying {
                 return "\(s.host):\(s.port) did not answer within \(after.nanoseconds / 1_000_000_000) s (nothing reachable there, or not PostgreSQL)"
             }
-            // Closed with no word and no socket error: something took the connection but did not speak PostgreSQL
-            // (or a network in between dropped it).
-            // A reset is the same thing when the peer closed with our startup message unread.
+            // Closed (or reset, when our startup message was still unread) without a word: something took the
+            // connection but did not speak PostgreSQL, or a network in between dropped it.
             let reset = (error.underlying as? IOError).map { $0.errnoCode == ECONNRESET || $0.errnoCode == EPIPE } ?? false
             if reset || (error.code == .serverClosedConnection && error.underlying == nil) {
                 return "\(s.host):\(s.port) closed the connection without answering (not a PostgreSQL server, or one that cannot be reached)"

@@ -11,6 +11,8 @@ pg_url=${1:-}
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 export SWITCHBOARD_LOG_LEVEL=warning
+# Makes the event ids of this invocation's intake runs unique, also against a PostgreSQL database kept from an earlier one.
+token=$(date +%s)
 
 cat > "$work/rules.yaml" <<'RULES'
 version: 1
@@ -41,10 +43,18 @@ start_serve() { # database-url extra-args...
 intake() { # label database-url connections
     start_serve "$2"
     echo "== durable intake, $1 (wrk -t2 -c$3 -d10s, three runs)"
+    local answered=0
     for run in 1 2 3; do
-        wrk -t2 -c"$3" -d10s -s "$here/intake.lua" "http://127.0.0.1:$port" | grep -E "Requests/sec|Latency|Non-2xx" | sed "s/^/  run $run: /"
+        wrk -t2 -c"$3" -d10s -s "$here/intake.lua" "http://127.0.0.1:$port" -- "$token-c$3-$run" > "$work/wrk.txt"
+        grep -E "Requests/sec|Latency|Non-2xx" "$work/wrk.txt" | sed "s/^/  run $run: /"
+        answered=$((answered + $(grep -o '^ *[0-9]* requests in' "$work/wrk.txt" | grep -o '[0-9]*')))
     done
     kill -TERM "$serve_pid"; wait "$serve_pid" || true
+    # Every answered delivery must be a distinct stored event (a duplicate would cost no row and flatter the rate).
+    case "$2" in
+        postgres*) ;;
+        *) python3 -c 'import sqlite3, sys; n = sqlite3.connect(sys.argv[1]).execute("SELECT count(*) FROM inbound_events").fetchone()[0]; print(f"  {n} events stored for {sys.argv[2]} answered deliveries")' "$2" "$answered" ;;
+    esac
 }
 
 # The machine's own yardstick, measured in the same run: a route that does no work (`/healthz`). Machines of the same

@@ -22,13 +22,16 @@ public final class IntakeWriter: Sendable {
 
     private let group: GroupCommit<Delivery, [IntakeOutcome]>
 
+    /// Events committed together at most, unless told otherwise.
+    public static let defaultMaximumBatch = 500
+
     /// - Parameters:
     ///   - committed: called after each commit, to wake the processor.
     ///   - maximumBatch: events per transaction at most.
     ///   - commitTimeout: a commit that takes longer is reported as failed (the sender retries; a late commit is
     ///     deduplicated).
     public init(
-        database: any Database, clock: any WallClock, maximumBatch: Int = 500, commitTimeout: Duration = .seconds(4),
+        database: any Database, clock: any WallClock, maximumBatch: Int = IntakeWriter.defaultMaximumBatch, commitTimeout: Duration = .seconds(4),
         committed: @escaping @Sendable () -> Void
     ) {
         group = GroupCommit(maximumGroup: maximumBatch, size: { $0.events.count }) { deliveries in

@@ -327,6 +327,24 @@ enum PipelineScenarios {
             #endif
         }
     }
+
+    /// One processing transaction takes a whole intake group: with fewer, a burst of deliveries that fills the
+    /// intake's groups outruns the processor, and the backlog grows for as long as the burst lasts.
+    static func aFullIntakeGroupIsDecidedInOneBatch(_ backend: Backend) async throws {
+        try await Harness.run(backend) { h, _ in
+            let events = (0..<IntakeWriter.defaultMaximumBatch).map { n in
+                NewInboundEvent(
+                    source: .pagerduty, externalId: "B\(n)", partitionKey: "pd:PB\(n)",
+                    payload: Payloads.incident("incident.triggered", id: "PB\(n)", eventId: "B\(n)"))
+            }
+            let outcomes = try await h.switchboard.intake.accept(events)
+            #expect(outcomes.allSatisfy { if case .accepted = $0 { true } else { false } })
+            #expect(try await h.switchboard.processor.processBatch() == events.count)
+            let statuses = Set(try await h.events().map(\.status))
+            #expect(!statuses.contains("pending"), "left pending: \(statuses)")
+            #expect(try await h.switchboard.processor.processBatch() == 0)
+        }
+    }
 }
 
 @Suite("Pipeline on SQLite")
@@ -342,6 +360,7 @@ struct SQLitePipelineTests {
     @Test func operationsEndpoints() async throws { try await PipelineScenarios.operationsEndpoints(.sqlite) }
     @Test func slowActionHoldsUpOnlyItsOwnPartition() async throws { try await PipelineScenarios.slowActionHoldsUpOnlyItsOwnPartition(.sqlite) }
     @Test func dispatchConcurrencyIsALimit() async throws { try await PipelineScenarios.dispatchConcurrencyIsALimit(.sqlite) }
+    @Test func aFullIntakeGroupIsDecidedInOneBatch() async throws { try await PipelineScenarios.aFullIntakeGroupIsDecidedInOneBatch(.sqlite) }
 }
 
 @Suite("Pipeline on PostgreSQL", .enabled(if: TestPostgres.isAvailable, Comment(rawValue: TestPostgres.skipReason)))
@@ -357,6 +376,7 @@ struct PostgreSQLPipelineTests {
     @Test func operationsEndpoints() async throws { try await PipelineScenarios.operationsEndpoints(.postgresql) }
     @Test func slowActionHoldsUpOnlyItsOwnPartition() async throws { try await PipelineScenarios.slowActionHoldsUpOnlyItsOwnPartition(.postgresql) }
     @Test func dispatchConcurrencyIsALimit() async throws { try await PipelineScenarios.dispatchConcurrencyIsALimit(.postgresql) }
+    @Test func aFullIntakeGroupIsDecidedInOneBatch() async throws { try await PipelineScenarios.aFullIntakeGroupIsDecidedInOneBatch(.postgresql) }
 }
 
 /// A sink that holds the actions matching a test until the test releases them, counting how many wait.

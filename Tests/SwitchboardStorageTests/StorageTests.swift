@@ -43,6 +43,29 @@ enum StorageScenarios {
         }
     }
 
+    /// A batch's decisions land on the right rows, whether they share a few (status, outcome) pairs or each has its own.
+    static func decisionsLandOnTheirEvents(_ backend: Backend) async throws {
+        try await withTestDatabase(backend) { (db: any Database, _: String) async throws -> Void in
+            let events = (0..<40).map { NewInboundEvent(source: .pagerduty, externalId: "d\($0)", partitionKey: "pd:P\($0)", payload: "{}") }
+            let ids = try await db.transaction { try await EventStore.insert(events, now: 1, on: $0) }.compactMap { $0 }
+            #expect(ids.count == 40)
+            // Few pairs (one statement each), then one pair per event (beyond the grouped statements' limit).
+            let few = ids.prefix(20).enumerated().map { i, id in (id: id, status: ["processed", "ignored", "failed"][i % 3], outcome: i % 3 == 1 ? nil : "o\(i % 3)") }
+            let many = ids.dropFirst(20).prefix(19).enumerated().map { i, id in (id: id, status: "processed", outcome: Optional("outcome \(i)")) }
+            try await db.transaction { try await EventStore.markProcessed(few, now: 5, on: $0) }
+            try await db.transaction { try await EventStore.markProcessed(Array(many), now: 6, on: $0) }
+            var expected: [Int64: (String, String?, Int64?)] = [:]
+            for d in few { expected[d.id] = (d.status, d.outcome, 5) }
+            for d in many { expected[d.id] = (d.status, d.outcome, 6) }
+            expected[ids[39]] = ("pending", nil, nil)
+            for event in try await db.read({ try await EventStore.list(limit: 100, on: $0) }) {
+                let want = try #require(expected[event.id])
+                #expect(event.status == want.0 && event.outcome == want.1 && event.processedAt == want.2, "event \(event.id)")
+            }
+            #expect(try await db.read { try await EventStore.counts(on: $0) } == ["processed": 26, "ignored": 7, "failed": 6, "pending": 1])
+        }
+    }
+
     static func eventsDeduplicateAndKeepOrder(_ backend: Backend) async throws {
         try await withTestDatabase(backend) { (db: any Database, _: String) async throws -> Void in
             let events = (0..<5).map { NewInboundEvent(source: .pagerduty, externalId: "e\($0)", partitionKey: "pd:P\($0 % 2)", payload: "{}") }
@@ -324,6 +347,7 @@ enum StorageScenarios {
 struct SQLiteStorageTests {
     @Test func migrations() async throws { try await StorageScenarios.migrations(.sqlite) }
     @Test func eventsDeduplicateAndKeepOrder() async throws { try await StorageScenarios.eventsDeduplicateAndKeepOrder(.sqlite) }
+    @Test func decisionsLandOnTheirEvents() async throws { try await StorageScenarios.decisionsLandOnTheirEvents(.sqlite) }
     @Test func cancelledTransactionRollsBack() async throws { try await StorageScenarios.cancelledTransactionRollsBack(.sqlite) }
     @Test func groupsOfAnyTextRoundTrip() async throws { try await StorageScenarios.groupsOfAnyTextRoundTrip(.sqlite) }
     @Test func jobsRunInOrderWithRetriesAndDeadLetters() async throws { try await StorageScenarios.jobsRunInOrderWithRetriesAndDeadLetters(.sqlite) }
@@ -345,6 +369,7 @@ struct SQLiteStorageTests {
 struct PostgreSQLStorageTests {
     @Test func migrations() async throws { try await StorageScenarios.migrations(.postgresql) }
     @Test func eventsDeduplicateAndKeepOrder() async throws { try await StorageScenarios.eventsDeduplicateAndKeepOrder(.postgresql) }
+    @Test func decisionsLandOnTheirEvents() async throws { try await StorageScenarios.decisionsLandOnTheirEvents(.postgresql) }
     @Test func cancelledTransactionRollsBack() async throws { try await StorageScenarios.cancelledTransactionRollsBack(.postgresql) }
     @Test func groupsOfAnyTextRoundTrip() async throws { try await StorageScenarios.groupsOfAnyTextRoundTrip(.postgresql) }
     @Test func jobsRunInOrderWithRetriesAndDeadLetters() async throws { try await StorageScenarios.jobsRunInOrderWithRetriesAndDeadLetters(.postgresql) }

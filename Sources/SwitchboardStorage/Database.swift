@@ -164,7 +164,7 @@ public final class SQLiteDatabase: Database {
 
     private func inTransaction<T: Sendable>(synced: Bool, _ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
         try await lock.withLock {
-            let db = connection.sql()
+            let db = SQLiteSession(connection)
             // In WAL mode NORMAL commits without syncing the log; the next FULL commit syncs it, this one included.
             // A synced transaction restores FULL first if an unsynced one could not (it runs under the same lock).
             if synced == syncRelaxed.withLock({ $0 }) {
@@ -200,9 +200,9 @@ public final class SQLiteDatabase: Database {
 
     public func read<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
         guard let reader else {
-            return try await withTaskExecutorPreference(SQLiteDatabase.writerExecutor) { try await self.lock.withLock { try await body(self.connection.sql()) } }
+            return try await withTaskExecutorPreference(SQLiteDatabase.writerExecutor) { try await self.lock.withLock { try await body(SQLiteSession(self.connection)) } }
         }
-        return try await withTaskExecutorPreference(SQLiteDatabase.readerExecutor) { try await self.readLock.withLock { try await body(reader.sql()) } }
+        return try await withTaskExecutorPreference(SQLiteDatabase.readerExecutor) { try await self.readLock.withLock { try await body(SQLiteSession(reader)) } }
     }
 
     public func ping() async throws {

@@ -54,17 +54,18 @@ public enum EventStore {
     /// Inserts a group of events in one statement; returns the new id of each event, or `nil` for a duplicate.
     public static func insert(_ events: [NewInboundEvent], now: Int64, on db: any SQLDatabase) async throws -> [Int64?] {
         guard !events.isEmpty else { return [] }
-        var query = SQLQueryString("INSERT INTO inbound_events (source, external_id, partition_key, payload, received_at, status) VALUES ")
+        var statement = PlainStatement("INSERT INTO inbound_events (source, external_id, partition_key, payload, received_at, status) VALUES ")
         for (i, e) in events.enumerated() {
-            if i > 0 { query.appendLiteral(", ") }
-            query += "(\(bind: e.source.rawValue), \(bind: e.externalId), \(bind: e.partitionKey), \(bind: e.payload), \(bind: now), 'pending')"
+            if i > 0 { statement.sql(", ") }
+            statement.row([.text(e.source.rawValue), .text(e.externalId), .text(e.partitionKey), .text(e.payload), .integer(now)], then: "'pending'")
         }
-        query.appendLiteral(" ON CONFLICT (source, external_id) DO NOTHING RETURNING id, source, external_id")
-        let rows = try await db.raw(query).all()
+        statement.sql(" ON CONFLICT (source, external_id) DO NOTHING RETURNING id, source, external_id")
         var ids: [String: Int64] = [:]
-        for row in rows {
-            ids[try row.decode(column: "source", as: String.self) + "\u{1F}" + row.decode(column: "external_id", as: String.self)] =
-                try row.decode(column: "id", as: Int64.self)
+        for row in try await statement.rows(on: db, columns: ["id", "source", "external_id"]) {
+            guard let id = row[0].integer, let source = row[1].text, let external = row[2].text else {
+                throw DatabaseError("the database returned an inserted event without its id, source or external id")
+            }
+            ids[source + "\u{1F}" + external] = id
         }
         return events.map { ids[$0.source.rawValue + "\u{1F}" + $0.externalId] }
     }

@@ -99,15 +99,15 @@ public enum LogStore {
     /// text, and SQLite would give the text back cut short at it.
     public static func write(_ entries: [LogEntry], on db: any SQLDatabase) async throws {
         guard !entries.isEmpty else { return }
-        var query = SQLQueryString("INSERT INTO logs (at, level, category, message, incident_id, record_id, event_id, payload) VALUES ")
+        var statement = PlainStatement("INSERT INTO logs (at, level, category, message, incident_id, record_id, event_id, payload) VALUES ")
         for (i, e) in entries.map(\.withoutNUL).enumerated() {
-            if i > 0 { query += ", " }
-            query += """
-                (\(bind: e.at), \(bind: e.level.rawValue), \(bind: e.category), \(bind: e.message), \(bind: e.incidentId), \(bind: e.recordId), \
-                \(bind: e.eventId), \(bind: e.payload))
-                """
+            if i > 0 { statement.sql(", ") }
+            statement.row([
+                .integer(e.at), .text(e.level.rawValue), .text(e.category), .text(e.message), PlainValue(e.incidentId), PlainValue(e.recordId),
+                PlainValue(e.eventId), PlainValue(e.payload),
+            ])
         }
-        try await db.raw(query).run()
+        try await statement.run(on: db)
     }
 
     /// Entries matching the query, newest first.

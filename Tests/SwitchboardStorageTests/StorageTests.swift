@@ -1,7 +1,7 @@
 import Foundation
 import SQLKit
 import SwitchboardCore
-import SwitchboardStorage
+@testable import SwitchboardStorage
 import SwitchboardTestSupport
 import Testing
 
@@ -356,6 +356,27 @@ struct SQLiteStorageTests {
     @Test func linksSettingsRulesLogs() async throws { try await StorageScenarios.linksSettingsRulesLogs(.sqlite) }
     @Test func echoStampsAndHops() async throws { try await StorageScenarios.echoStampsAndHops(.sqlite) }
     @Test func retentionDeletesOnlyFinishedOldRows() async throws { try await StorageScenarios.retentionDeletesOnlyFinishedOldRows(.sqlite) }
+
+    @Test("SQLite's transactions and reads offer its own connection, so the intake's inserts bind their values directly")
+    func plainStatementsBindDirectly() async throws {
+        try await withTestDatabase(.sqlite) { (db: any Database, _: String) async throws -> Void in
+            #expect(try await db.transaction { $0 is SQLiteSession })
+            #expect(try await db.read { $0 is SQLiteSession })
+            // Both paths of a plain statement give the same rows: SQLite's own and SQLKit's.
+            var statement = PlainStatement("SELECT ")
+            statement.value(.text("a'b"))
+            statement.sql(" AS t, ")
+            statement.value(.integer(Int64.max))
+            statement.sql(" AS i, ")
+            statement.value(.null)
+            statement.sql(" AS n")
+            let query = statement
+            let direct = try await db.read { try await query.rows(on: $0, columns: ["t", "i", "n"]) }
+            let throughSQLKit = try await db.read { try await query.rows(on: ($0 as? SQLiteSession)?.connection.sql() ?? $0, columns: ["t", "i", "n"]) }
+            #expect(direct == [[.text("a'b"), .integer(Int64.max), .null]])
+            #expect(throughSQLKit == direct)
+        }
+    }
 
     @Test("An unusable SQLite path is refused with a clear message")
     func badPath() async {

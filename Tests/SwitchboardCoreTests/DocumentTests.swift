@@ -50,8 +50,32 @@ struct DocumentTests {
     }
 
     @Test("Invalid UTF-8 inside a JSON string is refused")
-    func invalidUTF8() {
-        #expect(throws: DocumentError.self) { _ = try JSONParser.parse(bytes: [0x22, 0xC3, 0x28, 0x22]) }
+    func invalidUTF8() throws {
+        let quote: UInt8 = 0x22
+        let invalid: [[UInt8]] = [
+            [0xC3, 0x28],  // a lead byte without its continuation
+            [0x80],  // a lone continuation byte
+            [0x61, 0xE2, 0x82],  // cut short at the end of the string
+            [0xC0, 0xAF],  // an overlong '/'
+            [0xED, 0xA0, 0x80],  // a UTF-16 surrogate
+            [0xF4, 0x90, 0x80, 0x80],  // beyond U+10FFFF
+            [0xFF],
+        ]
+        for bytes in invalid {
+            // Both ways through a string: without and with an escape before the bad bytes.
+            for body in [[quote] + bytes + [quote], [quote, 0x5C, 0x6E] + bytes + [quote]] {
+                #expect(throws: DocumentError.self, "\(body)") { _ = try JSONParser.parse(bytes: body) }
+                #expect(throws: DocumentError.self, "\(body)") { _ = try JSONParser.parseValue(bytes: body) }
+            }
+        }
+        // Valid text comes back unchanged, a replacement character written by the sender included.
+        for text in ["café", "日本語 😀", "e\u{301}", "\u{FFFD}", "a\u{FFFD}\u{10FFFF}"] {
+            for body in ["\"\(text)\"", "\"\\n\(text)\""] {
+                let expected = body.contains("\\n") ? "\n" + text : text
+                #expect(try JSONParser.parseValue(body) == .string(expected))
+                #expect(try JSONParser.parse(body).kind == .string(expected))
+            }
+        }
     }
 
     @Test("YAML scalars follow YAML 1.2: no Norway problem, identifiers keep leading zeros")

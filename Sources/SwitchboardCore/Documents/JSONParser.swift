@@ -203,6 +203,7 @@ public struct JSONParser {
             }
             if c == UInt8(ascii: "\\") { break }
             if c < 0x20 { throw error("control character in string (escape it as \\u00\(String(c, radix: 16)))") }
+            if c >= 0x80 { ascii = false }
             index += 1
         }
         var buffer = Array(bytes[start..<index])

@@ -112,14 +112,18 @@ struct PlainStatement {
 }
 
 /// One of `SQLiteDatabase`'s connections as SQLKit sees it, with SQLite's own connection beside it for
-/// `PlainStatement`.
+/// `PlainStatement`. Text and integer values go to and from SQLite directly; others (and anything unexpected) through
+/// SQLKit's encoder and decoder, as before. (Their generic paths look up type metadata and conformances for every
+/// value: a tenth of the reader thread's time, claiming a batch of events.)
 struct SQLiteSession: SQLDatabase {
     let connection: SQLiteConnection
     private let base: any SQLDatabase
+    private static let encoder = SQLiteDataEncoder()
+    private static let decoder = SQLiteDataDecoder()
 
     init(_ connection: SQLiteConnection) {
         self.connection = connection
-        base = connection.sql()
+        base = connection.sql(encoder: Self.encoder, decoder: Self.decoder)
     }
 
     var logger: Logger { base.logger }
@@ -133,10 +137,45 @@ struct SQLiteSession: SQLDatabase {
     }
 
     func execute(sql query: any SQLExpression, _ onRow: @escaping @Sendable (any SQLRow) -> Void) async throws {
-        try await base.execute(sql: query, onRow)
+        let (sql, binds) = serialize(query)
+        if let level = queryLogLevel { logger.log(level: level, "Executing query", metadata: ["sql": .string(sql)]) }
+        let data = try binds.map { value -> SQLiteData in
+            switch value {
+            case let text as String: .text(text)
+            case let integer as Int64: .integer(Int(integer))
+            case let integer as Int: .integer(integer)
+            default: try Self.encoder.encode(value)
+            }
+        }
+        try await connection.query(sql, data) { onRow(SessionRow(row: $0)) }
     }
 
     func withSession<R>(_ closure: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
         try await closure(self)
+    }
+
+    private struct SessionRow: SQLRow {
+        let row: SQLiteRow
+
+        var allColumns: [String] { row.columns.map(\.name) }
+
+        func contains(column: String) -> Bool { row.column(column) != nil }
+
+        func decodeNil(column: String) throws -> Bool { (row.column(column) ?? .null) == .null }
+
+        func decode<D: Decodable>(column: String, as type: D.Type) throws -> D {
+            let data = row.column(column)
+            switch data {
+            case .text(let text):
+                if let value = text as? D { return value }
+            case .integer(let integer):
+                if D.self == Int64.self || D.self == Int64?.self, let value = Int64(integer) as? D { return value }
+                if D.self == Int.self || D.self == Int?.self, let value = integer as? D { return value }
+            case .null:
+                if D.self == String?.self || D.self == Int64?.self || D.self == Int?.self, let value = Optional<Never>.none as? D { return value }
+            default: break
+            }
+            return try row.sql(decoder: SQLiteSession.decoder).decode(column: column, as: D.self)
+        }
     }
 }

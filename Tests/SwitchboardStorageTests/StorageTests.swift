@@ -378,6 +378,38 @@ struct SQLiteStorageTests {
         }
     }
 
+    @Test("SQLite's direct binding and decoding give what SQLKit's encoder and decoder give, errors included")
+    func sessionValuesMatchSQLKit() async throws {
+        try await withTestDatabase(.sqlite) { (db: any Database, _: String) async throws -> Void in
+            let select: SQLQueryString = "SELECT \(bind: "text") AS t, \(bind: "42") AS digits, \(bind: Int64(-7)) AS i, \(bind: 3) AS small, NULL AS n, 2.5 AS f, \(bind: Optional<String>.none) AS bound_null"
+            let (session, plain) = try await db.read { db -> ([any SQLRow], [any SQLRow]) in
+                let sqlkit = try #require(db as? SQLiteSession).connection.sql()
+                return (try await db.raw(select).all(), try await sqlkit.raw(select).all())
+            }
+            let columns = ["t", "digits", "i", "small", "n", "f", "bound_null", "missing"]
+            func outcome<D: Decodable & Sendable>(_ row: any SQLRow, _ column: String, _ type: D.Type) -> String {
+                do { return "\(try row.decode(column: column, as: type))" } catch { return "error" }
+            }
+            for column in columns {
+                for (a, b) in zip(session, plain) {
+                    #expect(try a.decodeNil(column: column) == b.decodeNil(column: column), "\(column)")
+                    #expect(a.contains(column: column) == b.contains(column: column), "\(column)")
+                    #expect(outcome(a, column, String.self) == outcome(b, column, String.self), "\(column) as String")
+                    #expect(outcome(a, column, String?.self) == outcome(b, column, String?.self), "\(column) as String?")
+                    #expect(outcome(a, column, Int.self) == outcome(b, column, Int.self), "\(column) as Int")
+                    #expect(outcome(a, column, Int?.self) == outcome(b, column, Int?.self), "\(column) as Int?")
+                    #expect(outcome(a, column, Int64.self) == outcome(b, column, Int64.self), "\(column) as Int64")
+                    #expect(outcome(a, column, Int64?.self) == outcome(b, column, Int64?.self), "\(column) as Int64?")
+                    #expect(outcome(a, column, Double.self) == outcome(b, column, Double.self), "\(column) as Double")
+                    #expect(outcome(a, column, Bool.self) == outcome(b, column, Bool.self), "\(column) as Bool")
+                }
+            }
+            #expect(session.count == 1 && session.first?.allColumns == plain.first?.allColumns)
+            #expect(try session.first?.decode(column: "i", as: Int64.self) == -7)
+            #expect(try session.first?.decode(column: "n", as: String?.self) == nil)
+        }
+    }
+
     @Test("An unusable SQLite path is refused with a clear message")
     func badPath() async {
         await #expect(throws: DatabaseError.self) {

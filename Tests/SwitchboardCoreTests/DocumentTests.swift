@@ -49,6 +49,37 @@ struct DocumentTests {
         #expect(throws: DocumentError.self) { _ = try JSONParser.parseValue(text) }
     }
 
+    @Test("JSON objects keep key order, compare and hash regardless of it, and stay right past the size where they index their keys")
+    func objects() throws {
+        for size in [3, 11, 12, 13, 40] {
+            var object = JSONObject()
+            for i in 0..<size { object["k\(i)"] = .number(Double(i)) }
+            #expect(object.keys == (0..<size).map { "k\($0)" })
+            var reversed = JSONObject()
+            for i in (0..<size).reversed() { reversed["k\(i)"] = .number(Double(i)) }
+            #expect(object == reversed && object.hashValue == reversed.hashValue, "\(size) keys")
+            #expect(Set([JSONValue.object(object), .object(reversed)]).count == 1)
+            // An update keeps the key's place; a removal closes the gap, and every other key is still found.
+            object["k1"] = .string("one")
+            #expect(object.keys[1] == "k1" && object["k1"] == .string("one"))
+            object["k0"] = nil
+            #expect(object.count == size - 1 && object["k0"] == nil && object.keys.first == "k1")
+            for i in 1..<size { #expect(object["k\(i)"] != nil, "k\(i) of \(size)") }
+            object["k0"] = .null
+            #expect(object.keys.last == "k0" && object["k0"] == .null)
+            #expect(object != reversed)
+            // Parsed: a repeated key is refused at any size, and the text comes back in its order.
+            let text = "{" + (0..<size).map { "\"k\($0)\":\($0)" }.joined(separator: ",") + "}"
+            #expect(try JSONParser.parseValue(text).serialized() == text)
+            let repeated = "{" + (0..<size).map { "\"k\($0)\":\($0)" }.joined(separator: ",") + ",\"k\(size - 1)\":0}"
+            #expect(throws: DocumentError.self) { _ = try JSONParser.parseValue(repeated) }
+        }
+        // Many keys are looked up by index, not one by one: 100,000 of them parse at once.
+        let wide = "{" + (0..<100_000).map { "\"k\($0)\":\($0)" }.joined(separator: ",") + "}"
+        let parsed = try JSONParser.parseValue(wide)
+        #expect(parsed.objectValue?.count == 100_000 && parsed["k99999"] == .number(99_999))
+    }
+
     @Test("Invalid UTF-8 inside a JSON string is refused")
     func invalidUTF8() throws {
         let quote: UInt8 = 0x22

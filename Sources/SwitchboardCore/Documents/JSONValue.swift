@@ -32,8 +32,11 @@ public enum JSONValue: Sendable, Hashable {
 
 /// A JSON object whose keys keep the order they were written in.
 public struct JSONObject: Sendable, Hashable, ExpressibleByDictionaryLiteral {
-    public private(set) var keys: [String] = []
-    private var values: [String: JSONValue] = [:]
+    private var list: [(key: String, value: JSONValue)] = []
+    /// Positions by key, kept for larger objects only: a small one is searched in order, which costs less than
+    /// hashing every key of every object parsed (a fifth of the parser's time).
+    private var index: [String: Int]?
+    private static let indexedFrom = 12
 
     public init() {}
 
@@ -41,33 +44,78 @@ public struct JSONObject: Sendable, Hashable, ExpressibleByDictionaryLiteral {
         for (k, v) in elements { self[k] = v }
     }
 
+    public var keys: [String] { list.map(\.key) }
+
+    public var entries: [(key: String, value: JSONValue)] { list }
+
+    public var count: Int { list.count }
+    public var isEmpty: Bool { list.isEmpty }
+
+    private func position(of key: String) -> Int? {
+        if let index { return index[key] }
+        return list.firstIndex { $0.key == key }
+    }
+
     public subscript(key: String) -> JSONValue? {
-        get { values[key] }
+        get { position(of: key).map { list[$0].value } }
         set {
-            if let newValue {
-                if values.updateValue(newValue, forKey: key) == nil { keys.append(key) }
-            } else if values.removeValue(forKey: key) != nil {
-                keys.removeAll { $0 == key }
+            if let i = position(of: key) {
+                if let newValue {
+                    list[i].value = newValue
+                } else {
+                    list.remove(at: i)
+                    reindex()
+                }
+            } else if let newValue {
+                append(key, newValue)
             }
         }
     }
 
     /// Adds a key that is not there yet; false (and nothing changed) when it is.
     mutating func insertNew(_ key: String, _ value: JSONValue) -> Bool {
-        guard values.updateValue(value, forKey: key) == nil else { return false }
-        keys.append(key)
+        guard position(of: key) == nil else { return false }
+        append(key, value)
         return true
     }
 
-    public var entries: [(key: String, value: JSONValue)] {
-        keys.compactMap { k in values[k].map { (k, $0) } }
+    private mutating func append(_ key: String, _ value: JSONValue) {
+        list.append((key, value))
+        if index != nil {
+            index?[key] = list.count - 1
+        } else if list.count >= Self.indexedFrom {
+            reindex()
+        }
     }
 
-    public var count: Int { keys.count }
-    public var isEmpty: Bool { keys.isEmpty }
+    private mutating func reindex() {
+        guard list.count >= Self.indexedFrom else {
+            index = nil
+            return
+        }
+        var positions: [String: Int] = [:]
+        positions.reserveCapacity(list.count)
+        for (i, entry) in list.enumerated() { positions[entry.key] = i }
+        index = positions
+    }
 
-    public static func == (lhs: JSONObject, rhs: JSONObject) -> Bool { lhs.values == rhs.values }
-    public func hash(into hasher: inout Hasher) { hasher.combine(values) }
+    /// Equal when they hold the same keys with equal values, in any order.
+    public static func == (lhs: JSONObject, rhs: JSONObject) -> Bool {
+        lhs.count == rhs.count && lhs.list.allSatisfy { rhs[$0.key] == $0.value }
+    }
+
+    /// Independent of the keys' order, as equality is.
+    public func hash(into hasher: inout Hasher) {
+        var combined = 0
+        for (key, value) in list {
+            var entry = Hasher()
+            entry.combine(key)
+            entry.combine(value)
+            combined ^= entry.finalize()
+        }
+        hasher.combine(list.count)
+        hasher.combine(combined)
+    }
 }
 
 extension JSONValue {

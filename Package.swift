@@ -233,6 +233,12 @@ let package = Package(
             swiftSettings: strictSwift
         ),
         .executableTarget(
+            name: "TrivialRoute",
+            dependencies: [.product(name: "Hummingbird", package: "hummingbird")],
+            path: "Benchmarks/TrivialRoute",
+            swiftSettings: strictSwift
+        ),
+        .executableTarget(
             name: "RuleEngineBenchmarks",
             dependencies: [
                 "SwitchboardCore",

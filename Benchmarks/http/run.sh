@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # HTTP benchmarks: durable intake rate (wrk) on SQLite and PostgreSQL, and end-to-end latency at a constant
-# rate with the recording sink. Needs wrk (Debian package) and a release build:
-#   swift build -c release --product switchboard
+# rate with the recording sink. Needs wrk (Debian package) and release builds:
+#   swift build -c release --product switchboard && swift build -c release --product TrivialRoute
 #   Benchmarks/http/run.sh [postgres://user:password@127.0.0.1:5432/database]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 bin="$root/.build/release/switchboard"
+trivial="$root/.build/release/TrivialRoute"
 pg_url=${1:-}
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
@@ -61,14 +62,23 @@ intake() { # label database-url connections
     esac
 }
 
-# The machine's own yardstick, measured in the same run: a route that does no work (`/healthz`). Machines of the same
-# kind differ several-fold in speed from day to day, so the intake rates below are also given as a share of this one.
-start_serve "$work/calibration.sqlite"
-echo "== yardstick: GET /healthz, a route that does no work (wrk -t2 -c64 -d10s, three runs)"
+# The machine's own yardstick, measured in the same run: a route that does no work, in a Hummingbird application
+# with nothing else (TrivialRoute) and in Switchboard (`/healthz`), alternately. Machines of the same kind differ
+# several-fold in speed from day to day, so the intake rates below are also given as a share of it.
+echo "== yardstick: GET /healthz, a route that does no work (wrk -t2 -c64 -d10s, three runs each, alternating)"
 for run in 1 2 3; do
-    wrk -t2 -c64 -d10s "http://127.0.0.1:$port/healthz" | grep -E "Requests/sec" | sed "s/^/  run $run: /"
+    if [ -x "$trivial" ]; then
+        trivial_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+        "$trivial" "$trivial_port" > /dev/null 2>&1 &
+        trivial_pid=$!
+        for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$trivial_port/healthz" > /dev/null 2>&1 && break; sleep 0.1; done
+        wrk -t2 -c64 -d10s "http://127.0.0.1:$trivial_port/healthz" | grep -E "Requests/sec" | sed "s/^/  run $run, Hummingbird alone: /"
+        kill -TERM "$trivial_pid"; wait "$trivial_pid" || true
+    fi
+    start_serve "$work/calibration.sqlite"
+    wrk -t2 -c64 -d10s "http://127.0.0.1:$port/healthz" | grep -E "Requests/sec" | sed "s/^/  run $run, Switchboard:       /"
+    kill -TERM "$serve_pid"; wait "$serve_pid" || true
 done
-kill -TERM "$serve_pid"; wait "$serve_pid" || true
 
 # 64 connections, and 256 as in a burst of deliveries: more requests in flight make larger group commits.
 intake "SQLite (WAL, synchronous=FULL)" "$work/intake.sqlite" 64

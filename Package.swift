@@ -185,6 +185,7 @@ let package = Package(
             dependencies: [
                 "SwitchboardCore", "SwitchboardStorage", "SwitchboardPipeline", "SwitchboardServer", "SwitchboardPagerDuty",
                 "SwitchboardSimulators", "SwitchboardTestSupport",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: strictSwift
         ),

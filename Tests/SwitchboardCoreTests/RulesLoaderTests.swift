@@ -170,6 +170,20 @@ struct RulesLoaderTests {
         #expect(p.found == "4 fields")
     }
 
+    @Test("A text parameter refuses numbers and booleans, as the schema does; a field value takes any scalar")
+    func textParameters() throws {
+        for (key, scalar) in [("description", "42"), ("description", "true"), ("conferenceNumber", "5551234"), ("conferenceUrl", "false")] {
+            let d = problems(Self.variant("urgency: high\n", "urgency: high\n            \(key): \(scalar)\n"))
+            let p = try #require(d.first, "\(key): \(scalar) was accepted")
+            #expect(p.path == "rulesets[0].rules[0].actions[0].\(key)")
+            #expect(p.message == "wrong type")
+            #expect(d.count == 1)
+        }
+        for scalar in ["42", "true", "null", "\"Closed {{pagerduty.status}}\""] {
+            _ = try rules(Self.variant("value: Closed }", "value: \(scalar) }"))
+        }
+    }
+
     @Test("Run Response Play is refused as deprecated, pointing to incident workflows")
     func responsePlay() throws {
         let d = problems(Self.variant("{ action: setField, field: Status, value: Closed }", "{ action: runResponsePlay, responsePlay: P1 }"))

@@ -682,7 +682,7 @@ struct RulesChecker {
         let source: String
         switch node.kind {
         case .string(let s): source = s
-        case .number, .bool where allowAnyScalar: source = node.scalarText ?? ""
+        case .number where allowAnyScalar, .bool where allowAnyScalar: source = node.scalarText ?? ""
         case .null where allowAnyScalar: source = ""
         default:
             report(path, node, "wrong type", found: describe(node), expected: "a text (may use {{Field}} placeholders)")

@@ -24,8 +24,8 @@ struct CLI {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let out = dir.appendingPathComponent("out"), err = dir.appendingPathComponent("err")
-        FileManager.default.createFile(atPath: out.path, contents: nil)
-        FileManager.default.createFile(atPath: err.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: err.path, contents: nil)
         let process = Process()
         process.executableURL = binary
         process.arguments = arguments
@@ -60,7 +60,7 @@ struct TempFile: ~Copyable {
 
     init(size: Int, suffix: String) throws {
         path = FileManager.default.temporaryDirectory.appendingPathComponent("sb-\(UUID().uuidString)\(suffix)").path
-        FileManager.default.createFile(atPath: path, contents: Data(repeating: UInt8(ascii: " "), count: size))
+        _ = FileManager.default.createFile(atPath: path, contents: Data(repeating: UInt8(ascii: " "), count: size))
     }
 
     deinit { try? FileManager.default.removeItem(atPath: path) }

@@ -530,7 +530,7 @@ struct ClaimPlanTests {
             let jobs = [("a1", "case:1"), ("a2", "case:1"), ("b1", "case:2")].map { key, partition in
                 NewOutboundJob(idempotencyKey: key, eventId: nil, partitionKey: partition, action: "createIncident", ruleset: nil, rule: nil, payload: "{}")
             }
-            try await db.transaction { try await JobStore.enqueue(jobs, maxAttempts: 3, now: 1, on: $0) }
+            _ = try await db.transaction { try await JobStore.enqueue(jobs, maxAttempts: 3, now: 1, on: $0) }
             let claimed = try await db.transaction { try await JobStore.claim(worker: "w", limit: 10, now: 2, leaseUntil: 100, dialect: .sqlite, on: $0) }
             #expect(claimed.map(\.idempotencyKey) == ["a1", "b1"])
             let followers = try await db.transaction { db -> (Bool, Bool) in

@@ -23,7 +23,7 @@ struct DemoTests {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let out = dir.file("demo.log")
-        FileManager.default.createFile(atPath: out, contents: nil)
+        _ = FileManager.default.createFile(atPath: out, contents: nil)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: ServeProcess.binary)
         process.arguments = ["demo", "--keep-running"]

@@ -78,7 +78,7 @@ struct SalesforceCommandTests {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let out = dir.file("sim.log")
-        FileManager.default.createFile(atPath: out, contents: nil)
+        _ = FileManager.default.createFile(atPath: out, contents: nil)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: ServeProcess.binary)
         process.arguments = ["simulate", "salesforce", "--port", "0"]

@@ -45,7 +45,7 @@ public final class ServeProcess: @unchecked Sendable {
     }
 
     private init(arguments: [String], environment: [String: String], outputFile: String, wait: Bool, timeout: TimeInterval = 30) throws {
-        FileManager.default.createFile(atPath: outputFile, contents: nil)
+        _ = FileManager.default.createFile(atPath: outputFile, contents: nil)
         output = outputFile
         process = Process()
         process.executableURL = URL(fileURLWithPath: Self.binary)
@@ -99,7 +99,7 @@ public struct ServeError: Error, CustomStringConvertible {
 /// Async, so that waiting for the process never holds one of the few threads the tests' tasks share.
 public func runSwitchboard(_ arguments: [String], environment: [String: String] = [:], timeout: TimeInterval = 60) async throws -> (status: Int32, output: String) {
     let file = FileManager.default.temporaryDirectory.appendingPathComponent("sb-cli-\(UUID().uuidString)").path
-    FileManager.default.createFile(atPath: file, contents: nil)
+    _ = FileManager.default.createFile(atPath: file, contents: nil)
     defer { try? FileManager.default.removeItem(atPath: file) }
     let process = Process()
     process.executableURL = URL(fileURLWithPath: ServeProcess.binary)

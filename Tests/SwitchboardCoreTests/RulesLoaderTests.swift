@@ -184,6 +184,22 @@ struct RulesLoaderTests {
         }
     }
 
+    @Test("A condition value that is a mapping, and a title's prefix or separator that is not text, are refused at their path")
+    func nonTextParts() throws {
+        let cases: [(from: String, to: String, path: String)] = [
+            ("operator: equals, value: High }", "operator: equals, value: { a: 1 } }", "rulesets[0].rules[0].conditions[0].value"),
+            ("operator: equals, value: High }", "operator: in, value: [High, { a: 1 }] }", "rulesets[0].rules[0].conditions[0].value[1]"),
+            ("prefix: \"Case \", fields", "prefix: 7, fields", "rulesets[0].rules[0].actions[0].title.prefix"),
+            ("prefix: \"Case \", fields", "separator: true, fields", "rulesets[0].rules[0].actions[0].title.separator"),
+        ]
+        for (from, to, path) in cases {
+            let d = problems(Self.variant(from, to))
+            #expect(d.map(\.path) == [path], "\(to)")
+            #expect(d.first?.message == "wrong type")
+        }
+        _ = try rules(Self.variant("prefix: \"Case \", fields", "prefix: \"\", separator: \" - \", fields"))
+    }
+
     @Test("Run Response Play is refused as deprecated, pointing to incident workflows")
     func responsePlay() throws {
         let d = problems(Self.variant("{ action: setField, field: Status, value: Closed }", "{ action: runResponsePlay, responsePlay: P1 }"))

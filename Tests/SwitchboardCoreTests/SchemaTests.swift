@@ -76,4 +76,81 @@ struct SchemaTests {
         #expect(text.contains("good.json valid"))
         #expect(text.contains("bad.json invalid"))
     }
+
+    /// Every value of `value` replaced in turn by each JSON type it is not, and every object given an unknown key.
+    static func mutations(of value: JSONValue, at path: String = "") -> [(path: String, document: JSONValue)] {
+        let replacements: [JSONValue] = [.number(7), .bool(true), .null, .string("x"), .array([]), .object([:])]
+        var out = replacements.filter { !$0.sameKind(as: value) }.map { ("\(path.isEmpty ? "/" : path) = \($0.serialized())", $0) }
+        switch value {
+        case .object(let object):
+            var extra = object
+            extra["unexpectedKey"] = .string("x")
+            out.append(("\(path)/unexpectedKey", .object(extra)))
+            for (key, child) in object.entries {
+                for (p, mutated) in mutations(of: child, at: "\(path)/\(key)") {
+                    var copy = object
+                    copy[key] = mutated
+                    out.append((p, .object(copy)))
+                }
+            }
+        case .array(let items):
+            for (i, child) in items.enumerated() {
+                for (p, mutated) in mutations(of: child, at: "\(path)/\(i)") {
+                    var copy = items
+                    copy[i] = mutated
+                    out.append((p, .array(copy)))
+                }
+            }
+        default: break
+        }
+        return out
+    }
+
+    @Test(
+        "Whatever the published schema refuses, the loader refuses too (each value of the examples given every other type)",
+        .enabled(if: jsonschemaAvailable, "SKIPPED: Python's jsonschema is not installed (.ci/run installs it)"))
+    func loaderAtLeastAsStrictAsSchema() throws {
+        var variants: [(name: String, document: JSONValue)] = []
+        for (name, yaml) in [("support.yaml", try Repository.text("examples/rules/support.yaml")), ("product brief", RulesLoaderTests.valid)] {
+            for (path, document) in Self.mutations(of: try YAMLReader.parse(yaml).jsonValue) { variants.append(("\(name) \(path)", document)) }
+        }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("schema-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try RulesSchema.json.write(to: dir.appendingPathComponent("schema.json"), atomically: true, encoding: .utf8)
+        try JSONValue.array(variants.map(\.document)).serialized().write(to: dir.appendingPathComponent("variants.json"), atomically: true, encoding: .utf8)
+        let script = """
+            import json, sys, jsonschema
+            v = jsonschema.Draft202012Validator(json.load(open(sys.argv[1])))
+            print(' '.join('1' if v.is_valid(d) else '0' for d in json.load(open(sys.argv[2]))))
+            """
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", "-c", script, dir.appendingPathComponent("schema.json").path, dir.appendingPathComponent("variants.json").path]
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        let verdicts = text.split(separator: " ").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) == "1" }
+        try #require(p.terminationStatus == 0 && verdicts.count == variants.count)
+        #expect(variants.count > 500, "the examples give \(variants.count) variants")
+        var refusedBySchema = 0
+        for ((name, document), schemaValid) in zip(variants, verdicts) where !schemaValid {
+            refusedBySchema += 1
+            #expect(throws: (any Error).self, "the schema refuses \(name), the loader accepts it") {
+                _ = try RulesLoader().load(document.serialized(), format: .json)
+            }
+        }
+        #expect(refusedBySchema > variants.count / 2)
+    }
+}
+
+extension JSONValue {
+    fileprivate func sameKind(as other: JSONValue) -> Bool {
+        switch (self, other) {
+        case (.null, .null), (.bool, .bool), (.number, .number), (.string, .string), (.array, .array), (.object, .object): true
+        default: false
+        }
+    }
 }

@@ -438,6 +438,12 @@ struct RulesChecker {
 
     /// Checks a condition's value against the operator and the field's type.
     private mutating func checkedValue(_ node: Node, _ path: String, field: String?, type: FieldType?, op: Operator) -> RuleValue {
+        // A mapping would compare as its JSON text, which no field holds: a mistake, which the schema refuses too.
+        let elements: [(Node, String)] = if case .array(let items) = node.kind { items.enumerated().map { ($1, "\(path)[\($0)]") } } else { [(node, path)] }
+        if let (mapping, at) = elements.first(where: { if case .object = $0.0.kind { true } else { false } }) {
+            report(at, mapping, "wrong type", found: describe(mapping), expected: "a text, a number or true/false")
+            return .null
+        }
         let value = ruleValue(node)
         if op.isBusinessHours {
             guard case .text(let name) = value else {
@@ -659,8 +665,8 @@ struct RulesChecker {
             return IncidentTitle(template: t)
         }
         guard let m = mapping(node, path, allowed: ["prefix", "fields", "separator"], required: []) else { return nil }
-        let prefix = text(m["prefix"], "\(path).prefix") ?? ""
-        let separator = text(m["separator"], "\(path).separator") ?? " "
+        let prefix = string(m["prefix"], "\(path).prefix", allowEmpty: true) ?? ""
+        let separator = string(m["separator"], "\(path).separator", allowEmpty: true) ?? " "
         var fields: [String] = []
         if let items = list(m["fields"], "\(path).fields") {
             if items.count > IncidentTitle.maximumFields {

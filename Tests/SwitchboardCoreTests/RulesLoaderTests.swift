@@ -184,13 +184,14 @@ struct RulesLoaderTests {
         }
     }
 
-    @Test("A condition value that is a mapping, and a title's prefix or separator that is not text, are refused at their path")
+    @Test("A condition value that is a mapping, a title's prefix or separator or a listed id that is not text, are refused at their path")
     func nonTextParts() throws {
         let cases: [(from: String, to: String, path: String)] = [
             ("operator: equals, value: High }", "operator: equals, value: { a: 1 } }", "rulesets[0].rules[0].conditions[0].value"),
             ("operator: equals, value: High }", "operator: in, value: [High, { a: 1 }] }", "rulesets[0].rules[0].conditions[0].value[1]"),
             ("prefix: \"Case \", fields", "prefix: 7, fields", "rulesets[0].rules[0].actions[0].title.prefix"),
             ("prefix: \"Case \", fields", "separator: true, fields", "rulesets[0].rules[0].actions[0].title.separator"),
+            ("{ action: setField, field: Status, value: Closed }", "{ action: addResponders, users: [PUSER1, 7] }", "rulesets[1].rules[0].actions[0].users[1]"),
         ]
         for (from, to, path) in cases {
             let d = problems(Self.variant(from, to))

@@ -111,7 +111,13 @@ struct SchemaTests {
         .enabled(if: jsonschemaAvailable, "SKIPPED: Python's jsonschema is not installed (.ci/run installs it)"))
     func loaderAtLeastAsStrictAsSchema() throws {
         var variants: [(name: String, document: JSONValue)] = []
-        for (name, yaml) in [("support.yaml", try Repository.text("examples/rules/support.yaml")), ("product brief", RulesLoaderTests.valid)] {
+        let fixtures = [
+            ("support.yaml", try Repository.text("examples/rules/support.yaml")), ("product brief", RulesLoaderTests.valid),
+            ("every-key.yaml", try Repository.text("Tests/SwitchboardCoreTests/Fixtures/every-key.yaml")),
+        ]
+        for (name, yaml) in fixtures {
+            // The variants are judged against the original: it must be valid for both, or the comparison says nothing.
+            _ = try rules(yaml)
             for (path, document) in Self.mutations(of: try YAMLReader.parse(yaml).jsonValue) { variants.append(("\(name) \(path)", document)) }
         }
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("schema-\(UUID().uuidString)")

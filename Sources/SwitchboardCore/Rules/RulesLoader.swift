@@ -166,7 +166,7 @@ struct RulesChecker {
         guard let node else { return nil }
         switch node.kind {
         case .array(let items):
-            return items.enumerated().compactMap { i, item in text(item, "\(path)[\(i)]") }
+            return items.enumerated().compactMap { i, item in string(item, "\(path)[\(i)]") }
         case .string(let s):
             return s.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         default:

@@ -29,6 +29,19 @@ struct SchemaTests {
         }
     }
 
+    /// Runs a Python script with arguments; returns its exit status and standard output.
+    static func python(_ script: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", "-c", script] + arguments
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        let output = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        return (p.terminationStatus, output)
+    }
+
     static var jsonschemaAvailable: Bool {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
@@ -64,15 +77,8 @@ struct SchemaTests {
             for path in sys.argv[2:]:
                 print(path.split('/')[-1], 'valid' if v.is_valid(json.load(open(path))) else 'invalid')
             """
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", "-c", script, dir.appendingPathComponent("schema.json").path] + cases.map { dir.appendingPathComponent($0.0).path }
-        let out = Pipe()
-        p.standardOutput = out
-        try p.run()
-        p.waitUntilExit()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        #expect(p.terminationStatus == 0)
+        let (status, text) = try Self.python(script, [dir.appendingPathComponent("schema.json").path] + cases.map { dir.appendingPathComponent($0.0).path })
+        #expect(status == 0)
         #expect(text.contains("good.json valid"))
         #expect(text.contains("bad.json invalid"))
     }
@@ -130,16 +136,9 @@ struct SchemaTests {
             v = jsonschema.Draft202012Validator(json.load(open(sys.argv[1])))
             print(' '.join('1' if v.is_valid(d) else '0' for d in json.load(open(sys.argv[2]))))
             """
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", "-c", script, dir.appendingPathComponent("schema.json").path, dir.appendingPathComponent("variants.json").path]
-        let out = Pipe()
-        p.standardOutput = out
-        try p.run()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
+        let (status, text) = try Self.python(script, [dir.appendingPathComponent("schema.json").path, dir.appendingPathComponent("variants.json").path])
         let verdicts = text.split(separator: " ").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) == "1" }
-        try #require(p.terminationStatus == 0 && verdicts.count == variants.count)
+        try #require(status == 0 && verdicts.count == variants.count)
         #expect(variants.count > 500, "the examples give \(variants.count) variants")
         var refusedBySchema = 0
         for ((name, document), schemaValid) in zip(variants, verdicts) where !schemaValid {
